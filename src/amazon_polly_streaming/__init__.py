@@ -1,0 +1,1 @@
+"""Amazon Polly bidirectional streaming synthesis for asyncio."""
