@@ -759,23 +759,13 @@ class _Serde:
                 ]
         payload = self.payload_member(shape)
         if is_error:
+            body = self.to_json_body(_WithoutMessage(shape), "value")
             lines += [
-                "    out: dict[str, JsonValue] = {}",
+                body[0],
                 "    if value.message:",
                 '        out["message"] = value.message',
+                *body[1:],
             ]
-            for member_name, member in shape.members.items():
-                if member_name == "message":
-                    continue
-                attr = f"value.{snake_case(member_name)}"
-                conv = self.to_json_expr(member, attr)
-                if member.has_trait("required"):
-                    lines.append(f'    out["{member_name}"] = {conv}')
-                else:
-                    lines += [
-                        f"    if {attr} is not None:",
-                        f'        out["{member_name}"] = {conv}',
-                    ]
             lines.append("    return headers, _dump_json(out)")
         elif payload is not None:
             attr = f"value.{snake_case(payload.name)}"
