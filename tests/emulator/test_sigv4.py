@@ -58,9 +58,9 @@ from amazon_polly_streaming.testing.sigv4 import (
 )
 
 ACCESS_KEY = "AKIAPOLLYTESTKEY0001"
-SECRET = "polly/Test+Secret=Key0123456789abcdefXYZ"  # noqa: S105 - a test value
-TOKEN = "FwoGZXIvYXdzEXAMPLE//session+token="  # noqa: S105 - a test value
-OTHER_SECRET = "some-other-secret-key-0000000000000000000"  # noqa: S105 - a test value
+SECRET = "polly/Test+Secret=Key0123456789abcdefXYZ"
+TOKEN = "FwoGZXIvYXdzEXAMPLE//session+token="
+OTHER_SECRET = "some-other-secret-key-0000000000000000000"
 REGION = "us-west-2"
 SERVICE = "polly"
 HOST = "polly.us-west-2.amazonaws.com"
@@ -1091,7 +1091,7 @@ def test_event_string_to_sign_matches_the_published_vector() -> None:
     prior = hashlib.sha256(b"last message sts").hexdigest()
     payload = encode_message({"some-header": "value"}, b"test payload")
     date = Timestamp(123_456_789_000)
-    secret = "fake secret key"  # noqa: S105 - a test value
+    secret = "fake secret key"
     key = derive_signing_key(secret, "19731129", "us-east-1", "testservice")
     # The :date header as hashed: name length, name, type 8, int64 ms big-endian.
     date_header = (
@@ -1116,7 +1116,7 @@ def test_event_string_to_sign_matches_the_published_vector() -> None:
 
 # A hand-computed vector: HMAC-SHA256 chain over fixed inputs, worked out with
 # hashlib alone (see _by_hand below) and pinned here.
-KAT_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a test value
+KAT_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 KAT_SEED = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
 KAT_TIME = dt.datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
 KAT_PAYLOAD = b"hello event"

@@ -1,6 +1,7 @@
 """Open enums: a value a newer service adds never breaks an old client."""
 
 import pytest
+
 from amazon_polly_streaming_generated.enums import OpenEnum, OutputFormat, VoiceId
 
 

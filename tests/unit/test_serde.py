@@ -3,6 +3,10 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amazon_polly_streaming.eventstream import MessageDecoder, encode_message
 from amazon_polly_streaming_generated import serde
 from amazon_polly_streaming_generated.enums import (
     Engine,
@@ -32,10 +36,6 @@ from amazon_polly_streaming_generated.shapes import (
     UnknownEvent,
     ValidationExceptionField,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
-from amazon_polly_streaming.eventstream import MessageDecoder, encode_message
 
 text = st.text(max_size=50)
 

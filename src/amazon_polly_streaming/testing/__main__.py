@@ -81,6 +81,10 @@ async def _serve(args: argparse.Namespace) -> None:
         max_concurrent_streams=args.max_concurrent_streams,
         cert_dir=args.cert_dir,
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with emulator:
         env = emulator.env()
         if args.json:
@@ -97,10 +101,6 @@ async def _serve(args: argparse.Namespace) -> None:
             for name, value in env.items():
                 print(f"  export {name}={shlex.quote(value)}")
             print("Ctrl-C stops it.", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
 
 

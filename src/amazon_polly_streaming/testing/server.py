@@ -30,23 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from amazon_polly_streaming_generated import serde
-from amazon_polly_streaming_generated.enums import QuotaCode, ServiceCode
-from amazon_polly_streaming_generated.errors import (
-    ServiceException,
-    ServiceFailureException,
-    ServiceQuotaExceededException,
-    ThrottlingException,
-    ValidationException,
-)
-from amazon_polly_streaming_generated.operation import START_SPEECH_SYNTHESIS_STREAM
-from amazon_polly_streaming_generated.shapes import (
-    AudioEvent,
-    CloseStreamEvent,
-    StreamClosedEvent,
-    TextEvent,
-    ThrottlingReason,
-)
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -68,6 +51,23 @@ from amazon_polly_streaming.eventstream import (
     Message,
     MessageDecoder,
     encode_message,
+)
+from amazon_polly_streaming_generated import serde
+from amazon_polly_streaming_generated.enums import QuotaCode, ServiceCode
+from amazon_polly_streaming_generated.errors import (
+    ServiceException,
+    ServiceFailureException,
+    ServiceQuotaExceededException,
+    ThrottlingException,
+    ValidationException,
+)
+from amazon_polly_streaming_generated.operation import START_SPEECH_SYNTHESIS_STREAM
+from amazon_polly_streaming_generated.shapes import (
+    AudioEvent,
+    CloseStreamEvent,
+    StreamClosedEvent,
+    TextEvent,
+    ThrottlingReason,
 )
 
 from .faults import Fault, FaultKind, FaultPlan, RequestInfo

@@ -17,14 +17,9 @@ import json
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
-from amazon_polly_streaming_generated import serde
-from amazon_polly_streaming_generated.shapes import (
-    CloseStreamEvent,
-    StartSpeechSynthesisStreamInput,
-    TextEvent,
-)
 from aws_sdk_signers import (
     URI,
     AsyncEventSigner,
@@ -46,6 +41,7 @@ from h2.events import (
     StreamEnded,
     StreamReset,
 )
+from hyperframe.frame import GoAwayFrame
 
 from amazon_polly_streaming.eventstream import (
     HeaderValue,
@@ -55,7 +51,13 @@ from amazon_polly_streaming.eventstream import (
     encode_headers,
     encode_message,
 )
-from amazon_polly_streaming.testing import PollyEmulator
+from amazon_polly_streaming.testing import PollyEmulator, TestCredentials
+from amazon_polly_streaming_generated import serde
+from amazon_polly_streaming_generated.shapes import (
+    CloseStreamEvent,
+    StartSpeechSynthesisStreamInput,
+    TextEvent,
+)
 
 PATH = "/v1/synthesisStream"
 
@@ -233,16 +235,34 @@ class RawStream:
         return dict(json.loads(bytes(self.body)))
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where an emulator listens and what it trusts (also for one in another process)."""
+
+    port: int
+    ca_path: Path
+    credentials: TestCredentials
+    region: str
+
+    @classmethod
+    def of(cls, emulator: PollyEmulator) -> Target:
+        return cls(
+            emulator.port, emulator.ca_path, emulator.credentials, emulator.region
+        )
+
+
 class RawConnection:
     """One HTTP/2 connection to the emulator (``async with``)."""
 
     def __init__(
         self,
-        emulator: PollyEmulator,
+        emulator: PollyEmulator | Target,
         *,
         secret_access_key: str | None = None,
         access_key_id: str | None = None,
     ) -> None:
+        if isinstance(emulator, PollyEmulator):
+            emulator = Target.of(emulator)
         self.emulator = emulator
         creds = emulator.credentials
         self.identity = AWSCredentialIdentity(
@@ -296,9 +316,18 @@ class RawConnection:
             await self._writer.drain()
 
     async def send_goaway(self) -> None:
-        """A graceful GOAWAY (NO_ERROR), as AWS's JS client sends mid-request."""
-        self.h2.close_connection()
+        """A graceful GOAWAY (NO_ERROR), as AWS's JS client sends mid-request.
+
+        Written straight to the socket: ``h2``'s own state machine would refuse
+        to send anything after it, which is the very thing under test.
+        """
+        assert self._writer is not None
         await self.flush()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = 0
+        frame.error_code = 0
+        self._writer.write(frame.serialize())
+        await self._writer.drain()
 
     async def start(
         self,
