@@ -14,7 +14,7 @@ OPERATION ?= StartSpeechSynthesisStream
 PYTEST_ARGS ?=
 TRIM = $(PY) -m codegen.trim $(UPSTREAM_DIR)/$(notdir $(SRC)) $(addprefix --overlay ,$(OVERLAYS)) --operation $(OPERATION)
 
-.PHONY: help setup test pytest lint format typecheck model overlay generate check-generated check-model bench-codec clean
+.PHONY: help setup setup-interop test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,10 +22,20 @@ help: ## List the targets
 setup: ## Install uv (PyPI) and the locked environment into .venv (never downloads Python)
 	@scripts/bootstrap
 
-test: setup lint typecheck check-model check-generated pytest ## Set up, then run every check and the whole test suite (what CI runs)
+setup-interop: setup ## Install AWS's official clients (aws-sdk-polly venv, npm @aws-sdk/client-polly) for the interop tests
+	@export UV_PYTHON=$$(scripts/find-python) UV_PYTHON_DOWNLOADS=never; \
+	test -x .tools/interop-py/bin/python || .tools/bin/uv venv --quiet .tools/interop-py; \
+	.tools/bin/uv pip sync --quiet --python .tools/interop-py/bin/python tests/interop/python/requirements.txt
+	@npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+
+test: setup setup-interop lint typecheck check-model check-generated ## Set up, then run every check and the whole test suite (what CI runs)
+	POLLY_INTEROP_REQUIRED=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 pytest: setup ## Run the test suite only (PYTEST_ARGS=... to pass options)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+emulator: setup ## Run the local Polly emulator in the foreground (prints endpoint, CA and env to export)
+	$(PY) -m amazon_polly_streaming.testing
 
 lint: setup ## ruff check and ruff format --check
 	$(PY) -m ruff check .

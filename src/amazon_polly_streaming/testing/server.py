@@ -197,7 +197,9 @@ class EmulatorServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
-            await self._server.wait_closed()
+            # Every transport was aborted; a peer that never reads cannot hold us.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
 
     async def _accept(

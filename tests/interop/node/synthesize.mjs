@@ -66,8 +66,8 @@ async function synthesizeOnce(client, job) {
   async function* actionStream() {
     for (const [i, event] of events.entries()) {
       if (i > 0 && delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      sent += 1; // pulled by the client
       yield { TextEvent: event };
-      sent += 1;
     }
     yield { CloseStreamEvent: {} };
   }

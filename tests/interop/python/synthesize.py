@@ -1,3 +1,4 @@
+# pyright: reportMissingTypeStubs=false, reportUnknownMemberType=false
 """Run StartSpeechSynthesisStream with AWS's official Python SDK (aws-sdk-polly).
 
 Run by the interop virtualenv's python (``.tools/interop-py``), never by the
@@ -15,7 +16,11 @@ JSON line back::
 
     {"client": "aws-sdk-polly", "calls": [{"audio_b64": ..., "audio_events": N,
       "request_characters": N | null, "error": null | {"type", "message",
-      "fields"}, "ttfa_ms": ..., "total_ms": ...}, ...]}
+      "fields", "http_status"}, "send_error": null | {...},
+      "text_events_sent": N, "ttfa_ms": ..., "total_ms": ...}, ...]}
+
+(``fields``: the error's modeled members, e.g. ``reason`` and ``fields`` of
+a ValidationException; ``send_error``: what the input side hit, if anything.)
 
 The ``repeat`` calls run one after the other on ONE client. Credentials come
 from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN and the CA
@@ -32,12 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from aws_sdk_polly.client import AsyncPollyClient
 from aws_sdk_polly.config import AsyncPollyConfig
@@ -64,7 +71,6 @@ class CATrustingCRTClient(AWSCRTHTTPClient):
 
     def __init__(self, ca_file: str | None, config: AWSCRTHTTPClientConfig) -> None:
         super().__init__(client_config=config)
-        self._ca_file = ca_file
         if ca_file:
             options = crt_io.TlsContextOptions()
             options.override_default_trust_store_from_path(ca_filepath=ca_file)
@@ -81,7 +87,7 @@ def _jsonable(value: Any) -> Any:
             f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
         }
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v) for v in cast("Sequence[Any]", value)]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
@@ -175,17 +181,10 @@ async def synthesize_once(
                 case _:
                     pass
         await output.close()
-    except CallError as exc:
+    except Exception as exc:  # what the client raised is the result
         error = describe_error(exc)
-    send_error: dict[str, Any] | None = None
-    try:
-        await asyncio.wait_for(sender, 10)
-    except (OSError, CallError, TimeoutError) as exc:
-        # After an error response the input side may be gone: report, not fail.
-        send_error = describe_error(exc)
-    finally:
-        if not stream.input_stream.closed:
-            await stream.input_stream.close()
+    total_ms = (time.perf_counter() - started) * 1000
+    send_error = await _finish_sending(sender, after_error=error is not None)
     return {
         "audio_b64": base64.b64encode(bytes(audio)).decode(),
         "audio_events": audio_events,
@@ -194,7 +193,35 @@ async def synthesize_once(
         "send_error": send_error,
         "text_events_sent": sent,
         "ttfa_ms": ttfa_ms,
-        "total_ms": (time.perf_counter() - started) * 1000,
+        "total_ms": total_ms,
+    }
+
+
+async def _finish_sending(
+    sender: asyncio.Task[None], *, after_error: bool
+) -> dict[str, Any] | None:
+    """Wait for the sender; what went wrong on the input side, if anything.
+
+    Once the service has ended the stream with an error, input still queued
+    never drains: awscrt's request-body task dies on the completed HTTP/2
+    stream (AWS_ERROR_HTTP_STREAM_HAS_COMPLETED) and the SDK's
+    ``input_stream.close()`` waits forever for its buffer to empty. So after
+    an error the sender gets a moment, then is cancelled (``SendBlocked``).
+    """
+    grace = 2.0 if after_error else 10.0
+    done, _ = await asyncio.wait({sender}, timeout=grace)
+    if sender in done:
+        exc = sender.exception()
+        return None if exc is None else describe_error(exc)
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await sender
+    return {
+        "type": "SendBlocked",
+        "message": f"the input stream was still blocked {grace:g} s after the "
+        "response ended; cancelled",
+        "fields": {},
+        "http_status": None,
     }
 
 
