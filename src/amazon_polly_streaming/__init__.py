@@ -2,8 +2,11 @@
 
 The typed shapes, enums, errors, serializers and endpoint resolver are
 generated from Polly's Smithy model (package ``amazon_polly_streaming_generated``);
-this package is the hand-written layer on top: the event-stream codec, and (as
-it lands) signing, transport, connection pool, credentials and the client.
+this package is the hand-written layer on top: the client (``client.py``), its
+connection pool (``pool.py``), the awscrt transport (``transport.py``), signing
+(``signing.py``), the sans-I/O protocol (``protocol.py``) and event-stream
+codec (``eventstream.py``), the credential chain (``credentials.py``), and the
+local emulator (``testing/``).
 """
 
 from amazon_polly_streaming_generated.enums import (
@@ -22,6 +25,23 @@ from amazon_polly_streaming_generated.shapes import (
     UnknownEvent,
 )
 
+from .client import PollyStreamingClient, SynthesisStream
+from .credentials import (
+    AwsCredentials,
+    CredentialsProvider,
+    DefaultCredentialsChain,
+    NoCredentialsError,
+    StaticCredentialsProvider,
+)
+from .errors import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ResponseTimeoutError,
+    StreamInterruptedError,
+    TlsError,
+    TransportError,
+    UnexpectedResponseError,
+)
 from .exceptions import (
     ServiceException,
     ServiceFailureException,
@@ -29,23 +49,39 @@ from .exceptions import (
     ThrottlingException,
     ValidationException,
 )
+from .text import FLUSH
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FLUSH",
     "AudioEvent",
+    "AwsCredentials",
     "CloseStreamEvent",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "CredentialsProvider",
+    "DefaultCredentialsChain",
     "Engine",
     "FlushStreamConfiguration",
     "LanguageCode",
+    "NoCredentialsError",
     "OutputFormat",
+    "PollyStreamingClient",
+    "ResponseTimeoutError",
     "ServiceException",
     "ServiceFailureException",
     "ServiceQuotaExceededException",
+    "StaticCredentialsProvider",
     "StreamClosedEvent",
+    "StreamInterruptedError",
+    "SynthesisStream",
     "TextEvent",
     "TextType",
     "ThrottlingException",
+    "TlsError",
+    "TransportError",
+    "UnexpectedResponseError",
     "UnknownEvent",
     "ValidationException",
     "VoiceId",

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
@@ -160,6 +160,12 @@ class SynthesisStream:
         self._outbox.close()
         self._last_activity = time.monotonic()
 
+    def stop_sending(self) -> None:
+        """End the request body now, without ``CloseStreamEvent`` (an abort:
+        the service answers with an error and the stream ends)."""
+        self._input_closed = True
+        self._outbox.close()
+
     async def _send_event(self, event: bytes) -> None:
         self._outbox.put(await self._signer.envelope(event))
 
@@ -255,7 +261,12 @@ class PollyStreamingClient:
                 profile=profile, region=self._config.region
             )
         elif isinstance(credentials, AwsCredentials):
-            self._credentials = StaticCredentialsProvider(credentials)
+            self._credentials = StaticCredentialsProvider(
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                credentials.session_token,
+                expiration=credentials.expiration,
+            )
         elif callable(getattr(credentials, "get_credentials", None)):
             self._credentials = credentials
         else:
@@ -363,10 +374,10 @@ class PollyStreamingClient:
             raise ValueError(msg)
         if isinstance(text, str):
             check_str("text", text)
-        elif not isinstance(text, Iterable | AsyncIterable):
+        elif not isinstance(text, Iterable | AsyncIterable):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
             msg = f"text must be a str or an iterable of str, got {type(text).__name__}"
             raise TypeError(msg)
-        if not isinstance(use_pool, bool):
+        if not isinstance(use_pool, bool):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
             msg = f"use_pool must be a bool, got {type(use_pool).__name__}"
             raise TypeError(msg)
         return self._synthesize(
@@ -385,7 +396,7 @@ class PollyStreamingClient:
         text_type: Literal["text", "ssml"] = "text",
         lexicon_names: list[str] | None = None,
         use_pool: bool = True,
-    ) -> AsyncIterator[SynthesisStream]:
+    ) -> AsyncGenerator[SynthesisStream]:
         """A full-duplex ``SynthesisStream`` (see its docs), for the block."""
         if self._closed:
             raise ClientClosedError("the client is closed")
@@ -453,7 +464,7 @@ class PollyStreamingClient:
     @contextlib.asynccontextmanager
     async def _stream(
         self, request: StartSpeechSynthesisStreamInput, *, ssml: bool, use_pool: bool
-    ) -> AsyncIterator[SynthesisStream]:
+    ) -> AsyncGenerator[SynthesisStream]:
         """Lease a connection, start the request, and clean up however it ends."""
         config = self._config
         await self._limiter.acquire()
@@ -553,7 +564,7 @@ class _Replayable:
         self._replay = list(self._sent or [])
         self._sent = []
 
-    async def pieces(self) -> AsyncIterator[str | object]:
+    async def pieces(self) -> AsyncGenerator[str | object]:
         while self._replay:
             piece = self._replay.pop(0)
             if self._sent is not None:
@@ -614,11 +625,10 @@ class _Feeder:
             await self._feed()
         except Exception as exc:  # the caller's source failed: end the body
             self.error = exc
-            self._stream._outbox.close()  # the stream's owner
+            self._stream.stop_sending()
 
     async def _feed(self) -> None:
         stream = self._stream
-        flush = False
         pieces = self._source.pieces()
         pending: asyncio.Task[str | object] | None = None
         try:
@@ -629,26 +639,20 @@ class _Feeder:
                 if not done:
                     await stream.keepalive()
                     continue
+                task, pending = pending, None
                 try:
-                    piece = pending.result()
+                    piece = task.result()
                 except StopAsyncIteration:
                     break
-                finally:
-                    if pending.done():
-                        pending = None
                 if piece is FLUSH:
-                    flush = True
-                    continue
-                if not isinstance(piece, str):
+                    await stream.flush()
+                elif isinstance(piece, str):
+                    if piece:
+                        await stream.send(piece)
+                else:
                     kind = type(piece).__name__
                     msg = f"text pieces must be str (or FLUSH), got {kind}"
                     raise TypeError(msg)
-                if not piece and not flush:
-                    continue
-                await stream.send(piece, flush=flush)
-                flush = False
-            if flush:
-                await stream.flush()
             await stream.close_input()
         finally:
             if pending is not None:

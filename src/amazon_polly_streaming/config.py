@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from amazon_polly_streaming_generated.endpoints import (
@@ -165,7 +166,7 @@ def client_config(
         bundle = env.get("AWS_CA_BUNDLE") or None
     else:
         bundle = (
-            os.fspath(ca_bundle)
+            os.fspath(cast(os.PathLike[str], ca_bundle))
             if isinstance(ca_bundle, os.PathLike)
             else check_str("ca_bundle", ca_bundle)
         )
@@ -249,7 +250,7 @@ def synthesis_input(
             msg = "lexicon_names must be a list of str"
             raise TypeError(msg)
         lexicons = []
-        for item in lexicon_names:  # pyright: ignore[reportUnknownVariableType]
+        for item in cast(list[object], lexicon_names):
             name = check_str("lexicon_names", item)
             if not _LEXICON.fullmatch(name):
                 msg = f"lexicon_names: {name!r} must match [0-9A-Za-z]{{1,20}}"

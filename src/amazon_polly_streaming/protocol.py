@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from amazon_polly_streaming_generated import serde
 from amazon_polly_streaming_generated.errors import ERRORS_BY_CODE, ServiceException
@@ -81,11 +82,12 @@ def error_response(
     error_type = next((v for k, v in headers if k.lower() == "x-amzn-errortype"), None)
     if error_type is None:
         try:
-            data = json.loads(body) if body else {}
+            data: object = json.loads(body) if body else {}
         except ValueError:
             data = {}
         if isinstance(data, dict):
-            raw = data.get("__type") or data.get("code")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            fields = cast(dict[str, object], data)
+            raw = fields.get("__type") or fields.get("code")
             error_type = raw if isinstance(raw, str) else None
     name = (
         None if error_type is None else error_type.split(":", 1)[0].rsplit("#", 1)[-1]

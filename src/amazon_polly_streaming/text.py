@@ -30,8 +30,8 @@ class _Flush:
 
 
 FLUSH: Final = _Flush()
-"""Put this in a text iterable to force Polly to synthesize what it has buffered
-(``FlushStreamConfiguration.Force`` on the next event)."""
+"""Put this in a text iterable to make Polly synthesize what it has buffered,
+now (a whitespace event with ``FlushStreamConfiguration.Force``)."""
 
 
 def split_text(text: str, limit: int = MAX_EVENT_CHARS) -> list[str]:

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import _awscrt  # type: ignore[import-not-found]
 from awscrt.aio.http import AIOHttp2ClientConnection  # type: ignore[import-untyped]
 from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
 from awscrt.http import (  # type: ignore[import-untyped]
@@ -166,7 +167,7 @@ def _close_late_connection(future: concurrent.futures.Future[Any]) -> None:
     if future.cancelled() or future.exception() is not None:
         return  # consumed: nothing is left unretrieved
     with contextlib.suppress(Exception):
-        future.result().close()
+        _awscrt.http_connection_close(future.result()._binding)
 
 
 def _set_nodelay(endpoint: Endpoint) -> None:
@@ -240,15 +241,29 @@ class Connection:
             raise _crt_error(exc, "cannot open a stream") from None
         return ResponseStream(stream)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
         """Close the connection (GOAWAY, then TCP close) and wait for it."""
-        with contextlib.suppress(Exception):
-            await asyncio.wrap_future(self._native.close())
+        shutdown = self._shutdown()
+        if shutdown is not None:
+            view = _observe(shutdown)
+            await asyncio.wait({view}, timeout=timeout)
+            if view.done() and not view.cancelled():
+                view.exception()  # a failed connection shuts down with its error
+            view.cancel()
 
     def close_soon(self) -> None:
         """Start closing without waiting (for callers outside any event loop)."""
-        with contextlib.suppress(Exception):
-            self._native.close()
+        self._shutdown()
+
+    def _shutdown(self) -> concurrent.futures.Future[Any] | None:
+        # awscrt's asyncio connection makes close() a coroutine; the native
+        # close underneath returns the shutdown future and needs no loop.
+        try:
+            _awscrt.http_connection_close(self._native._binding)
+            future: concurrent.futures.Future[Any] = self._native.shutdown_future
+            return future
+        except Exception:
+            return None
 
 
 def _observe(source: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
