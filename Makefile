@@ -14,13 +14,16 @@ OPERATION ?= StartSpeechSynthesisStream
 PYTEST_ARGS ?=
 TRIM = $(PY) -m codegen.trim $(UPSTREAM_DIR)/$(notdir $(SRC)) $(addprefix --overlay ,$(OVERLAYS)) --operation $(OPERATION)
 
-.PHONY: help setup setup-interop test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
+.PHONY: help demo setup setup-interop test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install uv (PyPI) and the locked environment into .venv (never downloads Python)
 	@scripts/bootstrap
+
+demo: setup ## Start the emulator, synthesize "hello world, how are you today" (Matthew) into hello.mp3, stop it
+	$(PY) scripts/demo.py
 
 setup-interop: setup ## Install AWS's official clients (aws-sdk-polly venv, npm @aws-sdk/client-polly) for the interop tests
 	@export UV_PYTHON=$$(scripts/find-python) UV_PYTHON_DOWNLOADS=never; \
