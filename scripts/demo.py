@@ -54,8 +54,8 @@ def main() -> int:
     out = Path("hello.mp3")
     sound = soundfile.info(str(out))
     print(
-        f"wrote {out} ({out.stat().st_size} bytes): {sound.format} {sound.samplerate} Hz, "
-        f"{sound.duration:.2f} s — it decodes"
+        f"wrote {out} ({out.stat().st_size} bytes): {sound.format} "
+        f"{sound.samplerate} Hz, {sound.duration:.2f} s - it decodes"
     )
     return 0
 
