@@ -18,7 +18,9 @@
 5. EC2 instance metadata (IMDSv2; ``AWS_EC2_METADATA_DISABLED``,
    ``AWS_EC2_METADATA_SERVICE_ENDPOINT[_MODE]``).
 
-A source that is not configured is skipped (the reason is kept for
+A ``profile=`` argument outranks the environment (links 1 and 3 are then
+skipped, as boto3 does for ``Session(profile_name=...)``); ``AWS_PROFILE``
+does not. A source that is not configured is skipped (the reason is kept for
 :class:`NoCredentialsError`); a source that is configured but fails raises
 :class:`CredentialsError` at once rather than quietly falling through to
 another identity.
@@ -28,8 +30,9 @@ resolves the chain in a worker thread (file reads, subprocess, HTTP through the
 standard library: this runs once an hour at most, and blocking code in a thread
 needs no event loop). The result is cached and refreshed ahead of its expiry in
 the background while callers keep using the current credentials; callers wait
-only when no valid credentials are at hand. One refresh runs at a time, shared
-by every caller. Nothing is bound to an event loop: the state is plain data
+only when no valid credentials are at hand (``refresh()`` forces one, e.g.
+after the service reports expired credentials). One refresh runs at a time,
+shared by every caller. Nothing is bound to an event loop: the state is plain data
 under a :class:`threading.Lock` and an in-flight refresh is a
 :class:`concurrent.futures.Future` that each caller awaits through
 :func:`asyncio.wrap_future`, so one provider serves one ``asyncio.run`` after
@@ -98,7 +101,7 @@ _FAR_FUTURE: Final = datetime.max.replace(tzinfo=UTC)
 _HTTP_TIMEOUT: Final = 5.0
 _CONTAINER_TIMEOUT: Final = 2.0
 _IMDS_TIMEOUT: Final = 1.0
-_IMDS_TOKEN_TTL: Final = "21600"
+_IMDS_TTL_SECONDS: Final = "21600"
 _MAX_BODY: Final = 1 << 20
 _RETRY_DELAY: Final = 0.1
 _STS_VERSION: Final = "2011-06-15"
@@ -196,6 +199,9 @@ class NoCredentialsError(CredentialsError):
         )
         super().__init__(f"no AWS credentials found; tried, in order:\n{lines}")
 
+    def __reduce__(self) -> tuple[type[NoCredentialsError], tuple[object, ...]]:
+        return type(self), (self.tried,)
+
 
 @runtime_checkable
 class CredentialsProvider(Protocol):
@@ -235,7 +241,8 @@ class StaticCredentialsProvider:
         return self._credentials
 
     def __repr__(self) -> str:
-        return f"StaticCredentialsProvider(access_key_id={self._credentials.access_key_id!r})"
+        key = self._credentials.access_key_id
+        return f"StaticCredentialsProvider(access_key_id={key!r})"
 
 
 # ------------------------------------------------------------------ the chain
@@ -245,7 +252,9 @@ class DefaultCredentialsChain:
     """The AWS default credential chain, resolved on first use, cached, refreshed.
 
     :param profile: the profile of the shared config files (else ``AWS_PROFILE``,
-        else ``default``).
+        else ``default``). Chosen here, it outranks the environment: the
+        environment's keys and web identity variables are then not consulted
+        (as with boto3's ``Session(profile_name=...)``).
     :param region: the region for STS (else ``AWS_REGION``,
         ``AWS_DEFAULT_REGION``, the profile's ``region``, ``us-east-1``).
     :param environ: the environment to read (default: ``os.environ``, read at
@@ -312,7 +321,10 @@ class DefaultCredentialsChain:
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
-        return f"DefaultCredentialsChain(profile={self._profile!r}, region={self._region!r})"
+        return (
+            f"DefaultCredentialsChain(profile={self._profile!r}, "
+            f"region={self._region!r})"
+        )
 
     async def get_credentials(self) -> AwsCredentials:
         """Current credentials: cached, else resolved (once, for every caller).
@@ -320,11 +332,10 @@ class DefaultCredentialsChain:
         :raises NoCredentialsError: no source is configured.
         :raises CredentialsError: a configured source failed.
         """
-        current, pending = self._poll(force=False)
-        if current is not None:
-            return current
-        assert pending is not None
-        return await asyncio.wrap_future(pending)
+        found = self._current_or_refresh()
+        if isinstance(found, AwsCredentials):
+            return found
+        return await asyncio.wrap_future(found)
 
     async def refresh(self) -> AwsCredentials:
         """Resolve again now (or join the refresh in flight) and return the result.
@@ -333,28 +344,37 @@ class DefaultCredentialsChain:
         credentials are still valid (they stay cached). A client calls this
         when the service says the credentials it sent have expired.
         """
-        _, pending = self._poll(force=True)
-        assert pending is not None
-        return await asyncio.wrap_future(pending)
+        return await asyncio.wrap_future(self._join_refresh())
 
     # The lock guards plain data only; it is never held across I/O or an await.
 
-    def _poll(
-        self, *, force: bool
-    ) -> tuple[AwsCredentials | None, concurrent.futures.Future[AwsCredentials] | None]:
-        """The credentials to use now, and the refresh to await or let run."""
+    def _current_or_refresh(
+        self,
+    ) -> AwsCredentials | concurrent.futures.Future[AwsCredentials]:
+        """Valid credentials to use now, else the refresh to await.
+
+        Credentials inside the refresh margin are still handed out while a
+        background refresh (started here if none runs) replaces them.
+        """
         self._after_fork()
         with self._lock:
             now = self._clock()
             current = self._cached
-            if current is not None and not _usable(current, now):
-                current = None
-            if current is not None and not force and now < self._refresh_at:
-                return current, None
-            pending = self._pending
-            if pending is None:
-                pending = self._start_refresh()
-            return (None if force else current), pending
+            if current is not None and _usable(current, now):
+                if now >= self._refresh_at and self._pending is None:
+                    self._pending = self._start_refresh()
+                return current
+            if self._pending is None:
+                self._pending = self._start_refresh()
+            return self._pending
+
+    def _join_refresh(self) -> concurrent.futures.Future[AwsCredentials]:
+        """The refresh in flight, else a new one."""
+        self._after_fork()
+        with self._lock:
+            if self._pending is None:
+                self._pending = self._start_refresh()
+            return self._pending
 
     def _start_refresh(self) -> concurrent.futures.Future[AwsCredentials]:
         future: concurrent.futures.Future[AwsCredentials] = concurrent.futures.Future()
@@ -367,7 +387,6 @@ class DefaultCredentialsChain:
             daemon=True,
         )
         thread.start()
-        self._pending = future
         return future
 
     def _refresh_in_thread(
@@ -505,12 +524,15 @@ def _home_of(env: Mapping[str, str]) -> Path:
 # ------------------------------------------------------------------ one resolution
 
 
-class _Skip(Exception):  # noqa: N818 - control flow, not an error
+class _Skip(Exception):
     """This source is not configured here; the chain goes on."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+_PROFILE_ARGUMENT: Final = "the profile argument"
 
 
 class _Resolution:
@@ -546,7 +568,7 @@ class _Resolution:
         self.profile: str
         self.profile_origin: str | None
         if profile is not None:
-            self.profile, self.profile_origin = profile, "the profile argument"
+            self.profile, self.profile_origin = profile, _PROFILE_ARGUMENT
         elif env.get("AWS_PROFILE"):
             self.profile, self.profile_origin = env["AWS_PROFILE"], "AWS_PROFILE"
         elif env.get("AWS_DEFAULT_PROFILE"):
@@ -572,7 +594,7 @@ class _Resolution:
 
     def clean(self, text: str, limit: int = 300) -> str:
         """Remote or user-program text, fit for a message: secrets masked, short."""
-        for secret in self.secrets:
+        for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, "<redacted>")
         text = " ".join(text.split())
         return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -603,7 +625,7 @@ class _Resolution:
         )
 
     def endpoint(self, service: str, default: str) -> str:
-        """A service's endpoint: ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``."""
+        """``AWS_ENDPOINT_URL_<SERVICE>``, else ``AWS_ENDPOINT_URL``, else default."""
         url = None
         if not _truthy(self.env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")):
             url = self.env.get(f"AWS_ENDPOINT_URL_{service}") or self.env.get(
@@ -709,7 +731,18 @@ def _parse_time(text: str, what: str) -> datetime:
 # ------------------------------------------------------------------ 1. environment
 
 
+def _explicit_profile(r: _Resolution) -> None:
+    """A ``profile=`` argument outranks the environment's keys (as in boto3)."""
+    if r.profile_origin == _PROFILE_ARGUMENT:
+        raise _Skip(f"not consulted: profile {r.profile!r} was chosen by argument")
+
+
 def _from_environment(r: _Resolution) -> AwsCredentials:
+    _explicit_profile(r)
+    return _environment_credentials(r)
+
+
+def _environment_credentials(r: _Resolution) -> AwsCredentials:
     env = r.env
     key = env.get("AWS_ACCESS_KEY_ID") or ""
     secret = env.get("AWS_SECRET_ACCESS_KEY") or ""
@@ -819,9 +852,7 @@ def _parse_ini(text: str, path: Path) -> dict[str, dict[str, str]]:
     sections: dict[str, dict[str, str]] = {}
     for name in parser.sections():
         values = {
-            key: value.strip()
-            for key, value in parser.items(name)
-            if value is not None and value.strip()
+            key: value.strip() for key, value in parser.items(name) if value.strip()
         }
         sections.setdefault(name.strip(), {}).update(values)
     return sections
@@ -850,7 +881,10 @@ def _from_profile(r: _Resolution) -> AwsCredentials:
     name = r.profile
     if name not in files.profiles:
         if r.profile_origin is not None:
-            msg = f"profile {name!r} (from {r.profile_origin}) is not in {files.describe()}"
+            msg = (
+                f"profile {name!r} (from {r.profile_origin}) is not in "
+                f"{files.describe()}"
+            )
             raise CredentialsError(msg)
         raise _Skip(f"no profile {name!r} in {files.describe()}")
     return _profile_credentials(r, files, name, ())
@@ -864,7 +898,14 @@ def _profile_credentials(
     label = f"profile:{name}"
     role_arn = profile.get("role_arn")
     if role_arn:
-        return _role_profile(r, files, name, profile, role_arn, visited)
+        return _role_profile(
+            r,
+            files=files,
+            name=name,
+            profile=profile,
+            role_arn=role_arn,
+            visited=visited,
+        )
     if profile.get("sso_session") or profile.get("sso_start_url"):
         return _sso(r, files, name, profile)
     static = _static_keys(r, name, profile)
@@ -879,7 +920,8 @@ def _profile_credentials(
             source=f"{label}/process",
         )
     raise _Skip(
-        f"profile {name!r} has no credentials (no keys, role_arn, SSO or credential_process)"
+        f"profile {name!r} has no credentials "
+        "(no keys, role_arn, SSO or credential_process)"
     )
 
 
@@ -912,6 +954,7 @@ def _static_keys(
 
 def _role_profile(
     r: _Resolution,
+    *,
     files: _ProfileFiles,
     name: str,
     profile: Mapping[str, str],
@@ -992,7 +1035,10 @@ def _source_profile(
     referrer = visited[-1]
     profile = files.profiles.get(name)
     if profile is None:
-        msg = f"profile {referrer!r}: its source_profile {name!r} is not in {files.describe()}"
+        msg = (
+            f"profile {referrer!r}: its source_profile {name!r} is not in "
+            f"{files.describe()}"
+        )
         raise CredentialsError(msg)
     static = _static_keys(r, name, profile)
     if static is not None:
@@ -1010,7 +1056,7 @@ def _source_profile(
 
 def _credential_source(r: _Resolution, what: str, name: str) -> AwsCredentials:
     sources: Mapping[str, Callable[[_Resolution], AwsCredentials]] = {
-        "Environment": _from_environment,
+        "Environment": _environment_credentials,
         "Ec2InstanceMetadata": _from_imds,
         "EcsContainer": _from_container,
     }
@@ -1068,6 +1114,7 @@ def _credential_process(
     if type(version) is not int or version != 1:
         msg = f"{what}: {program} printed Version {str(version)[:20]!r}; expected 1"
         raise CredentialsError(msg)
+    what = f"{what}: {program}"
     raw_expiration = document.get("Expiration")
     if raw_expiration is not None and not isinstance(raw_expiration, str):
         msg = f"{what}: Expiration must be an ISO 8601 string"
@@ -1088,43 +1135,59 @@ def _credential_process(
 # ------------------------------------------------------------------ SSO
 
 
-def _sso(
-    r: _Resolution, files: _ProfileFiles, name: str, profile: Mapping[str, str]
-) -> AwsCredentials:
-    what = f"profile {name!r} (SSO)"
+@dataclass(frozen=True, slots=True)
+class _SsoSettings:
+    start_url: str
+    region: str
+    account_id: str
+    role_name: str
+    cache_key: str
+    """sha1 of it names the token file: the session name, else the start URL."""
+
+
+def _sso_settings(
+    files: _ProfileFiles, name: str, profile: Mapping[str, str], what: str
+) -> _SsoSettings:
     session_name = profile.get("sso_session")
     if session_name:
         session = files.sso_sessions.get(session_name)
         if session is None:
-            msg = f"{what}: no [sso-session {session_name}] section in {files.config_path}"
+            msg = (
+                f"{what}: no [sso-session {session_name}] section "
+                f"in {files.config_path}"
+            )
             raise CredentialsError(msg)
         start_url = session.get("sso_start_url")
-        sso_region = session.get("sso_region")
-        for key, value in (("sso_start_url", start_url), ("sso_region", sso_region)):
+        region = session.get("sso_region")
+        for key, value in (("sso_start_url", start_url), ("sso_region", region)):
             own = profile.get(key)
             if own is not None and own != value:
-                msg = f"{what}: its {key} differs from that of sso-session {session_name!r}"
+                msg = f"{what}: its {key} differs from sso-session {session_name!r}'s"
                 raise CredentialsError(msg)
         cache_key = session_name
     else:
         start_url = profile.get("sso_start_url")
-        sso_region = profile.get("sso_region")
+        region = profile.get("sso_region")
         cache_key = start_url or ""
     account = profile.get("sso_account_id")
     role = profile.get("sso_role_name")
-    settings = (
-        ("sso_start_url", start_url),
-        ("sso_region", sso_region),
-        ("sso_account_id", account),
-        ("sso_role_name", role),
-    )
-    missing = [key for key, value in settings if not value]
-    if missing or not sso_region or not account or not role:
-        msg = f"{what}: incomplete SSO configuration, missing {', '.join(missing)}"
+    if not start_url or not region or not account or not role:
+        settings = {
+            "sso_start_url": start_url,
+            "sso_region": region,
+            "sso_account_id": account,
+            "sso_role_name": role,
+        }
+        missing = ", ".join(key for key, value in settings.items() if not value)
+        msg = f"{what}: incomplete SSO configuration, missing {missing}"
         raise CredentialsError(msg)
-    login = f"run `aws sso login --profile {name}`"
-    digest = hashlib.sha1(cache_key.encode(), usedforsecurity=False).hexdigest()
-    cache_path = r.home / ".aws" / "sso" / "cache" / f"{digest}.json"
+    return _SsoSettings(start_url, region, account, role, cache_key)
+
+
+def _sso_token(r: _Resolution, settings: _SsoSettings, what: str, login: str) -> str:
+    """The access token ``aws sso login`` cached, if it has not expired."""
+    digest = hashlib.sha1(settings.cache_key.encode(), usedforsecurity=False)
+    cache_path = r.home / ".aws" / "sso" / "cache" / f"{digest.hexdigest()}.json"
     try:
         cached = cache_path.read_bytes()
     except FileNotFoundError:
@@ -1133,9 +1196,9 @@ def _sso(
     except OSError as exc:
         msg = f"{what}: cannot read {cache_path}: {_error_text(exc)}"
         raise CredentialsError(msg) from None
-    document = _json_object(cached)
-    token = None if document is None else document.get("accessToken")
-    expires_at = None if document is None else document.get("expiresAt")
+    document = _json_object(cached) or {}
+    token = document.get("accessToken")
+    expires_at = document.get("expiresAt")
     if not isinstance(token, str) or not token or not isinstance(expires_at, str):
         msg = f"{what}: the cached SSO token {cache_path} is not valid; {login}"
         raise CredentialsError(msg)
@@ -1144,20 +1207,26 @@ def _sso(
     if expires <= r.now():
         msg = f"{what}: the SSO token expired at {_format_time(expires)}; {login}"
         raise CredentialsError(msg)
-    query = urlencode({"account_id": account, "role_name": role})
-    url = r.endpoint(
-        "SSO", f"https://portal.sso.{sso_region}.{_dns_suffix(sso_region)}"
+    return token
+
+
+def _sso(
+    r: _Resolution, files: _ProfileFiles, name: str, profile: Mapping[str, str]
+) -> AwsCredentials:
+    """SSO ``GetRoleCredentials`` with the token of ``aws sso login``."""
+    what = f"profile {name!r} (SSO)"
+    settings = _sso_settings(files, name, profile, what)
+    login = f"run `aws sso login --profile {name}`"
+    token = _sso_token(r, settings, what, login)
+    query = urlencode(
+        {"account_id": settings.account_id, "role_name": settings.role_name}
     )
+    default = f"https://portal.sso.{settings.region}.{_dns_suffix(settings.region)}"
+    url = f"{r.endpoint('SSO', default)}/federation/credentials?{query}"
     headers = {"x-amz-sso_bearer_token": token, "Accept": "application/json"}
     try:
         response = _with_retries(
-            lambda: _request(
-                r,
-                "GET",
-                f"{url}/federation/credentials?{query}",
-                headers=headers,
-                timeout=_HTTP_TIMEOUT,
-            ),
+            lambda: _request(r, "GET", url, headers=headers, timeout=_HTTP_TIMEOUT),
             attempts=2,
         )
     except _FetchError as exc:
@@ -1166,10 +1235,12 @@ def _sso(
     if response.status != 200:
         error_type, message = _json_error(r, response)
         hint = f"; {login}" if response.status == 401 else ""
-        msg = f"{what}: GetRoleCredentials failed: HTTP {response.status} {error_type}{message}{hint}"
+        msg = (
+            f"{what}: GetRoleCredentials failed: HTTP {response.status} "
+            f"{error_type}{message}{hint}"
+        )
         raise CredentialsError(msg)
-    document = _json_object(response.body)
-    role_credentials = None if document is None else document.get("roleCredentials")
+    role_credentials = (_json_object(response.body) or {}).get("roleCredentials")
     if not isinstance(role_credentials, dict):
         msg = f"{what}: GetRoleCredentials answered without roleCredentials"
         raise CredentialsError(msg)
@@ -1235,7 +1306,7 @@ def _call_sts(
         request_id = _xml_text(root, "RequestId") if root is not None else None
         text = f"HTTP {response.status}"
         if code:
-            text += f" {code}"
+            text += f" {r.clean(code, 80)}"
         if message:
             text += f": {r.clean(message)}"
         if request_id:
@@ -1312,12 +1383,12 @@ def _local(tag: str) -> str:
 
 def _xml_child(element: ET.Element, *path: str) -> ET.Element | None:
     """The first descendant along ``path`` of local names (any namespace)."""
-    current: ET.Element | None = element
+    current = element
     for name in path:
-        assert current is not None
-        current = next((c for c in current if _local(c.tag) == name), None)
-        if current is None:
+        found = next((c for c in current if _local(c.tag) == name), None)
+        if found is None:
             return None
+        current = found
     return current
 
 
@@ -1352,7 +1423,10 @@ def _assume_role_with_web_identity(
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        msg = f"{what}: cannot read the web identity token file {token_file}: {_error_text(exc)}"
+        msg = (
+            f"{what}: cannot read the web identity token file {token_file}: "
+            f"{_error_text(exc)}"
+        )
         raise CredentialsError(msg) from None
     if not token:
         msg = f"{what}: the web identity token file {token_file} is empty"
@@ -1369,6 +1443,7 @@ def _assume_role_with_web_identity(
 
 
 def _from_web_identity_env(r: _Resolution) -> AwsCredentials:
+    _explicit_profile(r)
     token_file = r.env.get("AWS_WEB_IDENTITY_TOKEN_FILE")
     role_arn = r.env.get("AWS_ROLE_ARN")
     if not token_file and not role_arn:
@@ -1401,8 +1476,8 @@ def _from_container(r: _Resolution) -> AwsCredentials:
         _check_container_url(url)
     else:
         raise _Skip(
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI "
-            "are not set"
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and "
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI are not set"
         )
     what = f"container credentials ({_display(url)})"
     headers = {"Accept": "application/json"}
@@ -1439,9 +1514,9 @@ def _check_container_url(url: str) -> None:
             allowed = False
     if parts.scheme != "http" or not allowed:
         msg = (
-            f"container credentials: AWS_CONTAINER_CREDENTIALS_FULL_URI {_display(url)} is "
-            "not allowed: an http:// URI must name a loopback address, 169.254.170.2, "
-            "169.254.170.23 or fd00:ec2::23 (or use https://)"
+            f"container credentials: AWS_CONTAINER_CREDENTIALS_FULL_URI "
+            f"{_display(url)} is not allowed: an http:// URI must name a loopback "
+            "address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23 (or use https://)"
         )
         raise CredentialsError(msg)
 
@@ -1453,7 +1528,10 @@ def _container_token(r: _Resolution, what: str) -> str | None:
         try:
             token = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            msg = f"{what}: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {path}: {_error_text(exc)}"
+            msg = (
+                f"{what}: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE "
+                f"{path}: {_error_text(exc)}"
+            )
             raise CredentialsError(msg) from None
         origin = "the file AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names"
     else:
@@ -1471,7 +1549,7 @@ def _container_token(r: _Resolution, what: str) -> str | None:
 def _credentials_document(
     r: _Resolution, body: bytes, what: str, source: str
 ) -> AwsCredentials:
-    """Container and IMDS answer alike: AccessKeyId, SecretAccessKey, Token, Expiration."""
+    """Container and IMDS answers: AccessKeyId, SecretAccessKey, Token, Expiration."""
     document = _json_object(body)
     if document is None:
         msg = f"{what}: the answer is not a JSON object"
@@ -1549,7 +1627,7 @@ def _from_imds(r: _Resolution) -> AwsCredentials:
         token_response = call(
             "PUT",
             "/latest/api/token",
-            {"x-aws-ec2-metadata-token-ttl-seconds": _IMDS_TOKEN_TTL},
+            {"x-aws-ec2-metadata-token-ttl-seconds": _IMDS_TTL_SECONDS},
         )
     except _FetchError as exc:
         raise _Skip(f"not reachable ({exc})") from None
@@ -1566,7 +1644,8 @@ def _from_imds(r: _Resolution) -> AwsCredentials:
         )
     else:
         raise _Skip(
-            f"{endpoint} answered HTTP {token_response.status} to the IMDSv2 token request"
+            f"{endpoint} answered HTTP {token_response.status} "
+            "to the IMDSv2 token request"
         )
     base = "/latest/meta-data/iam/security-credentials/"
     try:
@@ -1606,6 +1685,10 @@ class _Response:
 
 class _FetchError(Exception):
     """No HTTP response; the message names the host and the reason, no secret."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def _display(url: str) -> str:
@@ -1650,7 +1733,7 @@ def _request(
     body: bytes | None = None,
     timeout: float,
 ) -> _Response:
-    """One HTTP/1.1 exchange (blocking); ``timeout`` bounds the connect and each read."""
+    """One HTTP/1.1 exchange (blocking); ``timeout`` bounds connect and each read."""
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -1686,7 +1769,9 @@ def _request(
         )
     except (OSError, http.client.HTTPException) as exc:
         msg = f"{_display(url)}: {_error_text(exc)}"
-        raise _FetchError(msg) from None
+        # The same certificate will not become trusted on a second try.
+        retryable = not isinstance(exc, ssl.SSLCertVerificationError)
+        raise _FetchError(msg, retryable=retryable) from None
     finally:
         connection.close()
 
@@ -1702,8 +1787,8 @@ def _with_retries(
         last = attempt == attempts - 1
         try:
             response = call()
-        except _FetchError:
-            if last:
+        except _FetchError as exc:
+            if last or not exc.retryable:
                 raise
         else:
             if last or not retry(response):

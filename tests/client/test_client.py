@@ -384,7 +384,9 @@ async def test_untrusted_certificate_is_a_clear_runtime_error(
 async def test_response_headers_past_first_byte_timeout(emu: PollyEmulator) -> None:
     emu.faults.add(Fault.delay_headers(2.0))
     client = client_for(emu, first_byte_timeout=0.3, max_attempts=1)
-    with pytest.raises(ResponseTimeoutError, match=r"no response headers within 0\.3 s"):
+    with pytest.raises(
+        ResponseTimeoutError, match=r"no response headers within 0\.3 s"
+    ):
         await collect(
             client.start_speech_synthesis_stream(text=HELLO, voice_id="Matthew")
         )
@@ -514,3 +516,36 @@ async def test_cancelling_the_task_releases_the_lease(emu: PollyEmulator) -> Non
     assert await collect(
         client.start_speech_synthesis_stream(text="Again.", voice_id="Matthew")
     )
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_class"),
+    [
+        # As a non-2xx response...
+        (Fault.validation("bad request"), ValidationException),
+        (Fault.throttle(), ThrottlingException),
+        (Fault.service_failure(), ServiceFailureException),
+        (
+            Fault.http_error(402, "ServiceQuotaExceededException"),
+            ServiceQuotaExceededException,
+        ),
+        # ...and as an exception event before any audio.
+        (Fault.validation("bad event", mid_stream=True), ValidationException),
+        (Fault.throttle(mid_stream=True), ThrottlingException),
+        (Fault.service_failure(mid_stream=True), ServiceFailureException),
+        (Fault.quota(), ServiceQuotaExceededException),
+    ],
+    ids=lambda v: getattr(v, "kind", getattr(v, "__name__", str(v))),
+)
+async def test_each_modeled_error_from_both_arrival_paths(
+    emu: PollyEmulator, fault: Fault, error_class: type[ServiceException]
+) -> None:
+    emu.faults.add(fault)
+    client = client_for(emu, max_attempts=1)
+    with pytest.raises(error_class) as raised:
+        await collect(
+            client.start_speech_synthesis_stream(text=HELLO, voice_id="Matthew")
+        )
+    assert type(raised.value) is error_class
+    assert raised.value.request_id == emu.requests[0].request_id
+    assert client.pool_stats().leased == 0
