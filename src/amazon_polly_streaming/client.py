@@ -359,26 +359,20 @@ class PollyStreamingClient:
         connection failures are retried (``max_attempts``, AWS standard
         backoff with full jitter) only before the first audio byte is yielded.
         """
-        if self._closed:
-            raise ClientClosedError("the client is closed")
-        request = synthesis_input(
+        request = self._call_input(
             voice_id=voice_id,
             engine=engine,
             language_code=language_code,
             output_format=output_format,
             sample_rate=sample_rate,
             lexicon_names=lexicon_names,
+            text_type=text_type,
+            use_pool=use_pool,
         )
-        if text_type not in {"text", "ssml"}:
-            msg = f"text_type must be 'text' or 'ssml', got {text_type!r}"
-            raise ValueError(msg)
         if isinstance(text, str):
             check_str("text", text)
         elif not isinstance(text, Iterable | AsyncIterable):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
             msg = f"text must be a str or an iterable of str, got {type(text).__name__}"
-            raise TypeError(msg)
-        if not isinstance(use_pool, bool):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
-            msg = f"use_pool must be a bool, got {type(use_pool).__name__}"
             raise TypeError(msg)
         return self._synthesize(
             request, text, ssml=text_type == "ssml", use_pool=use_pool
@@ -398,15 +392,15 @@ class PollyStreamingClient:
         use_pool: bool = True,
     ) -> AsyncGenerator[SynthesisStream]:
         """A full-duplex ``SynthesisStream`` (see its docs), for the block."""
-        if self._closed:
-            raise ClientClosedError("the client is closed")
-        request = synthesis_input(
+        request = self._call_input(
             voice_id=voice_id,
             engine=engine,
             language_code=language_code,
             output_format=output_format,
             sample_rate=sample_rate,
             lexicon_names=lexicon_names,
+            text_type=text_type,
+            use_pool=use_pool,
         )
         async with self._stream(
             request, ssml=text_type == "ssml", use_pool=use_pool
@@ -414,6 +408,36 @@ class PollyStreamingClient:
             yield stream
 
     # Internals ---------------------------------------------------------------
+
+    def _call_input(
+        self,
+        *,
+        voice_id: object,
+        engine: object,
+        language_code: object,
+        output_format: object,
+        sample_rate: object,
+        lexicon_names: object,
+        text_type: object,
+        use_pool: object,
+    ) -> StartSpeechSynthesisStreamInput:
+        """Check a call's arguments (before any I/O) into the input shape."""
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        if text_type not in {"text", "ssml"}:
+            msg = f"text_type must be 'text' or 'ssml', got {text_type!r}"
+            raise ValueError(msg)
+        if not isinstance(use_pool, bool):
+            msg = f"use_pool must be a bool, got {type(use_pool).__name__}"
+            raise TypeError(msg)
+        return synthesis_input(
+            voice_id=voice_id,
+            engine=engine,
+            language_code=language_code,
+            output_format=output_format,
+            sample_rate=sample_rate,
+            lexicon_names=lexicon_names,
+        )
 
     async def _synthesize(
         self,

@@ -32,30 +32,6 @@ from amazon_polly_streaming.testing import Fault, PollyEmulator
 HELLO = "hello world, how are you today"
 
 
-@pytest.fixture
-async def emulators() -> AsyncIterator[Callable[..., Any]]:
-    started: list[PollyEmulator] = []
-
-    async def start(**settings: Any) -> PollyEmulator:
-        emu = PollyEmulator(**settings)
-        await emu.start()
-        started.append(emu)
-        return emu
-
-    yield start
-    PollyStreamingClient.close_idle_connections()
-    for emu in started:
-        await emu.stop()
-        emu.close()
-        assert emu.log.internal_errors == []
-
-
-@pytest.fixture
-async def emu(emulators: Callable[..., Any]) -> PollyEmulator:
-    emulator: PollyEmulator = await emulators()
-    return emulator
-
-
 def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
     creds = emu.credentials
     return PollyStreamingClient(

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +37,6 @@ from amazon_polly_streaming_generated.shapes import (
 
 TEXT = ["Hello world. ", "How are you today?"]
 EmulatorFactory = Callable[..., PollyEmulator]
-
-
-@pytest.fixture
-async def emulators() -> AsyncIterator[Callable[..., Any]]:
-    """Start emulators with given settings; all are stopped after the test."""
-    started: list[PollyEmulator] = []
-
-    async def start(**settings: Any) -> PollyEmulator:
-        emu = PollyEmulator(**settings)
-        await emu.start()
-        started.append(emu)
-        return emu
-
-    yield start
-    for emu in started:
-        await emu.stop()
-        emu.close()
-        assert emu.log.internal_errors == []
-
-
-@pytest.fixture
-async def emu(emulators: Callable[..., Any]) -> PollyEmulator:
-    emulator: PollyEmulator = await emulators()
-    return emulator
 
 
 async def synthesize(
