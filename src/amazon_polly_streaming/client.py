@@ -146,9 +146,15 @@ class SynthesisStream:
         await self.send(KEEPALIVE_TEXT, flush=True)
 
     async def keepalive(self) -> None:
-        """A whitespace event that keeps an idle input alive (Polly's 5 s limit)."""
+        """A whitespace event that keeps an idle input alive (Polly's 5 s limit).
+
+        While the text source is merely slow (a person typing, a model
+        thinking), no audio is due: ``read_timeout`` counts from the last
+        event sent, keep-alives included.
+        """
         if not self._input_closed:
             await self._send_event(protocol.text_event(KEEPALIVE_TEXT))
+            self._last_activity = time.monotonic()
 
     async def close_input(self) -> None:
         """No more text: Polly synthesizes the rest and ends the stream."""
@@ -218,7 +224,8 @@ class PollyStreamingClient:
     chain, resolved on first use), ``ca_bundle`` (else ``AWS_CA_BUNDLE``),
     ``max_attempts`` (else ``AWS_MAX_ATTEMPTS``, else 3), and the timeouts:
     ``connect_timeout`` (TCP + TLS), ``first_byte_timeout`` (response
-    headers) and ``read_timeout`` (no audio that long after the last text).
+    headers) and ``read_timeout`` (no audio that long after the last event
+    sent, keep-alives included, or the last audio).
 
     The client may be used with ``async with``, closed with ``close()``, or
     never closed (e.g. cached with ``functools.cache``); it is not bound to an

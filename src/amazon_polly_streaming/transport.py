@@ -294,6 +294,11 @@ def _observe(source: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
     return view
 
 
+def _claim_outcome(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class ResponseStream:
     """The response side of one stream.
 
@@ -382,8 +387,17 @@ class ResponseStream:
             completion.cancel()
 
     async def drain(self) -> None:
-        """Finish a pending read after the stream ended (or its connection closed)."""
+        """Finish a pending read after the stream ended (or its connection closed).
+
+        Also claims the outcome of awscrt's own request-body task: when the
+        response ends before the body (a service error, an interruption), its
+        last write fails, and nobody else would retrieve that error (asyncio
+        would print "Task exception was never retrieved").
+        """
         read, self._pending_read = self._pending_read, None
         if read is not None:
             with contextlib.suppress(Exception):
                 await read
+        writer: asyncio.Task[None] | None = getattr(self._stream, "_writer", None)
+        if writer is not None:
+            writer.add_done_callback(_claim_outcome)
