@@ -103,6 +103,7 @@ class SynthesisStream:
         outbox: _Outbox,
         read_timeout: float,
         ssml: bool,
+        input_closed: bool = False,
     ) -> None:
         self.request_id = request_id
         self.request_characters: int | None = None
@@ -112,7 +113,7 @@ class SynthesisStream:
         self._read_timeout = read_timeout
         self._ssml = ssml
         self._parser = protocol.ResponseParser(request_id=request_id)
-        self._input_closed = False
+        self._input_closed = input_closed
         self._finished = False
         self._last_activity = time.monotonic()
         self._pending_flush = False
@@ -200,6 +201,7 @@ class SynthesisStream:
                     self.request_characters = event.request_characters
                     self._finished = True
                 yield event
+            parser.raise_pending()  # an error right behind that audio: now
 
     async def audio(self) -> AsyncIterator[bytes]:
         """Just the audio bytes, as they arrive."""
@@ -459,10 +461,13 @@ class PollyStreamingClient:
         while True:
             attempt += 1
             yielded = False
+            complete = text if isinstance(text, str) else None
             try:
                 async with (
-                    self._stream(request, ssml=ssml, use_pool=use_pool) as stream,
-                    _Feeder(stream, source) as feeder,
+                    self._stream(
+                        request, ssml=ssml, use_pool=use_pool, complete_text=complete
+                    ) as stream,
+                    _Feeder(stream, None if complete is not None else source) as feeder,
                 ):
                     try:
                         async for event in stream.events():
@@ -494,9 +499,19 @@ class PollyStreamingClient:
 
     @contextlib.asynccontextmanager
     async def _stream(
-        self, request: StartSpeechSynthesisStreamInput, *, ssml: bool, use_pool: bool
+        self,
+        request: StartSpeechSynthesisStreamInput,
+        *,
+        ssml: bool,
+        use_pool: bool,
+        complete_text: str | None = None,
     ) -> AsyncGenerator[SynthesisStream]:
-        """Lease a connection, start the request, and clean up however it ends."""
+        """Lease a connection, start the request, and clean up however it ends.
+
+        ``complete_text``: the whole input is known, so every event (the text,
+        the close, the final envelope) is signed up front and goes out in one
+        write right after the headers.
+        """
         config = self._config
         await self._limiter.acquire()
         connection: Connection | None = None
@@ -528,6 +543,15 @@ class PollyStreamingClient:
                 region=config.region,
                 service=protocol.OPERATION.signing_name,
             )
+            if complete_text is not None:
+                pieces = [complete_text] if ssml else split_text(complete_text)
+                for piece in pieces:
+                    outbox.put(
+                        await signer.envelope(protocol.text_event(piece, ssml=ssml))
+                    )
+                outbox.put(await signer.envelope(protocol.close_event()))
+                outbox.put(await signer.end())
+                outbox.close()
             response = connection.request(
                 protocol.OPERATION.method,
                 protocol.OPERATION.path,
@@ -551,6 +575,7 @@ class PollyStreamingClient:
                 outbox=outbox,
                 read_timeout=config.read_timeout,
                 ssml=ssml,
+                input_closed=complete_text is not None,
             )
             yield stream
             if stream.finished:
@@ -628,14 +653,15 @@ class _Feeder:
     source's own error.
     """
 
-    def __init__(self, stream: SynthesisStream, source: _Replayable) -> None:
+    def __init__(self, stream: SynthesisStream, source: _Replayable | None) -> None:
         self._stream = stream
         self._source = source
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name="polly-text-feeder")
+        if self._source is not None:  # None: the text was sent up front
+            self._task = asyncio.create_task(self._run(), name="polly-text-feeder")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -660,6 +686,7 @@ class _Feeder:
 
     async def _feed(self) -> None:
         stream = self._stream
+        assert self._source is not None  # noqa: S101 - only started with a source
         pieces = self._source.pieces()
         pending: asyncio.Task[str | object] | None = None
         try:

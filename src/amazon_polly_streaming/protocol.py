@@ -8,7 +8,7 @@ them and the transport moves the bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -26,7 +26,12 @@ from amazon_polly_streaming_generated.shapes import (
 )
 
 from .errors import StreamInterruptedError, UnexpectedResponseError
-from .eventstream import EventStreamError, MessageDecoder, encode_message
+from .eventstream import (
+    EventStreamError,
+    HeaderValue,
+    MessageDecoder,
+    encode_message,
+)
 
 OPERATION = START_SPEECH_SYNTHESIS_STREAM
 _EXCEPTIONS = serde.START_SPEECH_SYNTHESIS_STREAM_EVENT_STREAM_EXCEPTIONS
@@ -124,8 +129,12 @@ class ResponseParser:
     audio_events: int = 0
     audio_bytes: int = 0
     _decoder: MessageDecoder | None = None
+    _pending_error: Exception | None = None
 
     def feed(self, data: bytes) -> list[OutputEvent]:
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
         if self._decoder is None:
             self._decoder = MessageDecoder()
         try:
@@ -134,53 +143,71 @@ class ResponseParser:
             raise self._broken(f"malformed response event stream: {exc}") from None
         events: list[OutputEvent] = []
         for message in messages:
-            headers = message.headers
-            kind = headers.get(":message-type")
-            if kind == "event":
-                event_type = headers.get(":event-type")
-                if not isinstance(event_type, str):
-                    raise self._broken("an event without :event-type")
-                if event_type == "AudioEvent":
-                    # The hot path: no serde call, the payload is the audio.
-                    self.audio_events += 1
-                    self.audio_bytes += len(message.payload)
-                    events.append(AudioEvent(audio_chunk=message.payload))
-                    continue
-                try:
-                    event = (
-                        serde.deserialize_start_speech_synthesis_stream_event_stream(
-                            event_type, message.payload
-                        )
-                    )
-                except serde.DeserializationError as exc:
-                    raise self._broken(str(exc)) from None
-                if isinstance(event, StreamClosedEvent):
-                    self.closed = event
-                events.append(event)
-            elif kind == "exception":
-                code = headers.get(":exception-type")
-                raise serde.deserialize_error(
-                    code if isinstance(code, str) else "UnknownException",
-                    message.payload,
-                    request_id=self.request_id,
-                )
-            elif kind == "error":
-                code = headers.get(":error-code")
-                text = headers.get(":error-message")
-                raise ServiceException(
-                    text if isinstance(text, str) else "",
-                    code=code if isinstance(code, str) else "InternalError",
-                    request_id=self.request_id,
-                )
-            else:
-                raise self._broken(f"unknown message type {kind!r}")
+            try:
+                event = self._event(message.headers, message.payload)
+            except (ServiceException, UnexpectedResponseError) as error:
+                if not events:
+                    raise
+                # Events that came before the error are delivered first; the
+                # error is raised by the next call, where it arrived.
+                self._pending_error = error
+                break
+            events.append(event)
         return events
+
+    def _event(self, headers: Mapping[str, HeaderValue], payload: bytes) -> OutputEvent:
+        """One message as an event; an exception message is raised as its error."""
+        kind = headers.get(":message-type")
+        if kind == "event":
+            event_type = headers.get(":event-type")
+            if event_type == "AudioEvent":
+                # The hot path: no serde call, the payload is the audio.
+                self.audio_events += 1
+                self.audio_bytes += len(payload)
+                return AudioEvent(audio_chunk=payload)
+            if not isinstance(event_type, str):
+                raise self._broken("an event without :event-type")
+            try:
+                event = serde.deserialize_start_speech_synthesis_stream_event_stream(
+                    event_type, payload
+                )
+            except serde.DeserializationError as exc:
+                raise self._broken(str(exc)) from None
+            if isinstance(event, StreamClosedEvent):
+                self.closed = event
+            return event
+        if kind == "exception":
+            code = headers.get(":exception-type")
+            raise serde.deserialize_error(
+                code if isinstance(code, str) else "UnknownException",
+                payload,
+                request_id=self.request_id,
+            )
+        if kind == "error":
+            code = headers.get(":error-code")
+            text = headers.get(":error-message")
+            raise ServiceException(
+                text if isinstance(text, str) else "",
+                code=code if isinstance(code, str) else "InternalError",
+                request_id=self.request_id,
+            )
+        raise self._broken(f"unknown message type {kind!r}")
+
+    def raise_pending(self) -> None:
+        """Raise an exception event that followed the events already returned."""
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
 
     def end(self) -> None:
         """The response body ended: fine only after ``StreamClosedEvent``.
 
         :raises StreamInterruptedError: otherwise (audio may be missing).
+        :raises ServiceException: an exception event not raised yet.
         """
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
         if self._decoder is not None:
             try:
                 self._decoder.close()

@@ -355,7 +355,15 @@ class ResponseStream:
         """
         read = self._pending_read
         if read is None:
-            read = asyncio.ensure_future(self._stream.get_next_response_chunk())
+            # Fast path: what awscrt already received, taken at once, with no
+            # task or timer (most reads of a busy stream).
+            stream = self._stream
+            with stream._deque_lock:
+                if stream._received_chunks:
+                    data = b"".join(stream._received_chunks)
+                    stream._received_chunks.clear()
+                    return data
+            read = asyncio.ensure_future(stream.get_next_response_chunk())
             self._pending_read = read
         done, _ = await asyncio.wait({read}, timeout=timeout)
         if not done:
