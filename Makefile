@@ -14,7 +14,7 @@ OPERATION ?= StartSpeechSynthesisStream
 PYTEST_ARGS ?=
 TRIM = $(PY) -m codegen.trim $(UPSTREAM_DIR)/$(notdir $(SRC)) $(addprefix --overlay ,$(OVERLAYS)) --operation $(OPERATION)
 
-.PHONY: help demo setup setup-interop test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
+.PHONY: help demo setup setup-interop setup-bench bench bench-quick test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,17 @@ check-model: setup ## Re-trim from model/upstream + model/overlay; fail unless i
 	cmp "$$tmp/model.json" $(MODEL) && cmp "$$tmp/partitions.json" $(PARTITIONS) \
 	  && echo "check-model: $(MODEL) and $(PARTITIONS) are reproducible from their inputs" \
 	  || { echo "check-model: checked-in model differs; run make model" >&2; exit 1; }
+
+setup-bench: setup-interop ## Install capo-polly (community client) into .tools/capo-py for the benchmarks
+	@export UV_PYTHON=$$(scripts/find-python) UV_PYTHON_DOWNLOADS=never; \
+	test -x .tools/capo-py/bin/python || .tools/bin/uv venv --quiet .tools/capo-py; \
+	.tools/bin/uv pip sync --quiet --python .tools/capo-py/bin/python benchmarks/requirements-capo.txt
+
+bench: setup-bench ## Benchmark vs aws-sdk-polly, @aws-sdk/client-polly, capo-polly (~3 min) -> benchmarks/results/latest.*
+	$(PY) benchmarks/run.py
+
+bench-quick: setup-bench ## Benchmark smoke run (<1 min) -> benchmarks/results/quick/
+	$(PY) benchmarks/run.py --quick
 
 bench-codec: setup ## Event-stream codec throughput: ours vs smithy-aws-event-stream
 	$(PY) benchmarks/codec_throughput.py
