@@ -76,7 +76,8 @@ async def sign_request(
     return out, signature
 
 
-def _codec_headers(headers: HEADERS_DICT) -> dict[str, HeaderValue]:
+def codec_headers(headers: HEADERS_DICT) -> dict[str, HeaderValue]:
+    """aws-sdk-signers' event headers as this package's codec takes them."""
     return {
         name: Timestamp.from_datetime(value)
         if isinstance(value, dt.datetime)
@@ -85,7 +86,7 @@ def _codec_headers(headers: HEADERS_DICT) -> dict[str, HeaderValue]:
     }
 
 
-class _HeaderEncoder:
+class HeaderEncoder:
     """aws-sdk-signers' header encoder protocol, over this package's codec."""
 
     def __init__(self) -> None:
@@ -98,7 +99,7 @@ class _HeaderEncoder:
         return self._result
 
     def encode_headers(self, headers: HEADERS_DICT) -> None:
-        self._result += encode_headers(_codec_headers(headers))
+        self._result += encode_headers(codec_headers(headers))
 
 
 class _Envelope:
@@ -123,7 +124,7 @@ class EventSigner:
         self, *, seed: str, credentials: AwsCredentials, region: str, service: str
     ) -> None:
         self._signer = AsyncEventSigner(
-            initial_signature=seed.encode(), event_encoder_cls=_HeaderEncoder
+            initial_signature=seed.encode(), event_encoder_cls=HeaderEncoder
         )
         self._identity = _identity(credentials)
         self._properties = SigV4SigningProperties(region=region, service=service)
@@ -133,11 +134,11 @@ class EventSigner:
         signed = await self._signer.sign(
             event=_Envelope(event), identity=self._identity, properties=self._properties
         )
-        return encode_message(_codec_headers(signed.headers), signed.payload)
+        return encode_message(codec_headers(signed.headers), signed.payload)
 
     async def end(self) -> bytes:
         """The signed empty envelope that ends the input (no more after it)."""
         signed = await self._signer.sign_empty(
             event=_Envelope(b""), identity=self._identity, properties=self._properties
         )
-        return encode_message(_codec_headers(signed.headers), signed.payload)
+        return encode_message(codec_headers(signed.headers), signed.payload)

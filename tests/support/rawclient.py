@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import ssl
 from collections.abc import Mapping, Sequence
@@ -44,13 +43,11 @@ from h2.events import (
 from hyperframe.frame import GoAwayFrame
 
 from amazon_polly_streaming.eventstream import (
-    HeaderValue,
     Message,
     MessageDecoder,
-    Timestamp,
-    encode_headers,
     encode_message,
 )
+from amazon_polly_streaming.signing import HeaderEncoder, codec_headers
 from amazon_polly_streaming.testing import PollyEmulator, TestCredentials
 from amazon_polly_streaming_generated import serde
 from amazon_polly_streaming_generated.shapes import (
@@ -62,29 +59,6 @@ from amazon_polly_streaming_generated.shapes import (
 PATH = "/v1/synthesisStream"
 
 
-def _codec_headers(headers: HEADERS_DICT) -> dict[str, HeaderValue]:
-    return {
-        k: Timestamp.from_datetime(v) if isinstance(v, dt.datetime) else v
-        for k, v in headers.items()
-    }
-
-
-class _HeaderEncoder:
-    """aws-sdk-signers' event header encoder, over the project's codec."""
-
-    def __init__(self) -> None:
-        self._result = b""
-
-    def clear(self) -> None:
-        self._result = b""
-
-    def get_result(self) -> bytes:
-        return self._result
-
-    def encode_headers(self, headers: HEADERS_DICT) -> None:
-        self._result += encode_headers(_codec_headers(headers))
-
-
 class _Event:
     """aws-sdk-signers' EventMessage: an inner event, then its envelope."""
 
@@ -93,7 +67,7 @@ class _Event:
         self.payload = payload
 
     def encode(self) -> bytes:
-        return encode_message(_codec_headers(self.headers), self.payload)
+        return encode_message(codec_headers(self.headers), self.payload)
 
 
 @dataclass
@@ -134,7 +108,7 @@ class RawStream:
         signed = await self.signer.sign(
             event=event, identity=c.identity, properties=c.properties
         )
-        headers = _codec_headers(signed.headers)
+        headers = codec_headers(signed.headers)
         if spoil:
             signature = headers[":chunk-signature"]
             assert isinstance(signature, bytes)
@@ -149,7 +123,7 @@ class RawStream:
             event=_Event({}, b""), identity=c.identity, properties=c.properties
         )
         await self.send_raw(
-            encode_message(_codec_headers(signed.headers), signed.payload)
+            encode_message(codec_headers(signed.headers), signed.payload)
         )
 
     async def send_raw(self, data: bytes, *, end: bool = False) -> None:
@@ -385,7 +359,7 @@ class RawConnection:
             authorization = dict(fields)["authorization"]
             seed = authorization.rsplit("Signature=", 1)[1]
             signer = AsyncEventSigner(
-                initial_signature=seed.encode(), event_encoder_cls=_HeaderEncoder
+                initial_signature=seed.encode(), event_encoder_cls=HeaderEncoder
             )
         fields = [(k, v) for k, v in fields if k not in drop_headers]
         for name, value in (tamper_after_signing or {}).items():
