@@ -39,7 +39,9 @@ class RequestRecord:
     method: str
     path: str
     headers: tuple[tuple[str, str], ...]
-    """Request headers as received (pseudo-headers included), in order."""
+    """Request headers as received (pseudo-headers included), in order; the
+    signature in ``authorization`` is cut to 8 hex digits and a session token
+    is ``<redacted>``."""
     signature_ok: bool | None = None
     """``None`` until checked; ``False`` with ``signature_error`` when it failed."""
     signature_error: str | None = None

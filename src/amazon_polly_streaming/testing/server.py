@@ -419,7 +419,7 @@ class _Request:
                 stream_id=stream.stream_id,
                 method=_pseudo(headers, ":method"),
                 path=_pseudo(headers, ":path"),
-                headers=tuple(headers),
+                headers=_redacted(headers),
             )
         )
         self.faults: list[Fault] = []
@@ -927,6 +927,21 @@ def _serialize_error(error: ServiceException) -> serde.EventParts:
                 ":content-type": "application/json",
             }
             return headers, _json_message(error.message)
+
+
+def _redacted(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Headers for the log: the signature cut to a prefix, the token hidden."""
+    out: list[tuple[str, str]] = []
+    for name, raw in headers:
+        lower = name.lower()
+        value = raw
+        if lower == "authorization" and "Signature=" in raw:
+            head, _, signature = raw.partition("Signature=")
+            value = f"{head}Signature={signature[:8]}..."
+        elif lower == "x-amz-security-token":
+            value = "<redacted>"
+        out.append((name, value))
+    return tuple(out)
 
 
 def _pseudo(headers: Sequence[tuple[str, str]], name: str) -> str:
