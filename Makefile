@@ -14,7 +14,7 @@ OPERATION ?= StartSpeechSynthesisStream
 PYTEST_ARGS ?=
 TRIM = $(PY) -m codegen.trim $(UPSTREAM_DIR)/$(notdir $(SRC)) $(addprefix --overlay ,$(OVERLAYS)) --operation $(OPERATION)
 
-.PHONY: help demo setup setup-interop setup-bench bench bench-quick test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
+.PHONY: soak help demo setup setup-interop setup-bench bench bench-quick test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,6 +85,9 @@ bench: setup-bench ## Benchmark vs aws-sdk-polly, @aws-sdk/client-polly, capo-po
 
 bench-quick: setup-bench ## Benchmark smoke run (<1 min) -> benchmarks/results/quick/
 	$(PY) benchmarks/run.py --quick
+
+soak: setup ## 10,000 streams through the pool (faults, cancellations, concurrency); fds/threads/RSS must stay flat
+	$(PY) scripts/soak.py --streams $${SOAK_STREAMS:-10000}
 
 bench-codec: setup ## Event-stream codec throughput: ours vs smithy-aws-event-stream
 	$(PY) benchmarks/codec_throughput.py
