@@ -14,7 +14,7 @@ OPERATION ?= StartSpeechSynthesisStream
 PYTEST_ARGS ?=
 TRIM = $(PY) -m codegen.trim $(UPSTREAM_DIR)/$(notdir $(SRC)) $(addprefix --overlay ,$(OVERLAYS)) --operation $(OPERATION)
 
-.PHONY: soak help demo setup setup-interop setup-bench bench bench-quick test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
+.PHONY: fuzz soak help demo setup setup-interop setup-bench bench bench-quick test pytest lint format typecheck model overlay generate check-generated check-model bench-codec emulator clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,6 +85,9 @@ bench: setup-bench ## Benchmark vs aws-sdk-polly, @aws-sdk/client-polly, capo-po
 
 bench-quick: setup-bench ## Benchmark smoke run (<1 min) -> benchmarks/results/quick/
 	$(PY) benchmarks/run.py --quick
+
+fuzz: setup ## Coverage-guided fuzzing (atheris) of the response path: 1,000,000 inputs (FUZZ_RUNS=...)
+	$(PY) fuzz/fuzz_response.py -runs=$${FUZZ_RUNS:-1000000} -max_len=4096 -rss_limit_mb=1024 -timeout=5
 
 soak: setup ## 10,000 streams through the pool (faults, cancellations, concurrency); fds/threads/RSS must stay flat
 	$(PY) scripts/soak.py --streams $${SOAK_STREAMS:-10000}
