@@ -23,6 +23,9 @@ from amazon_polly_streaming import (
 )
 from amazon_polly_streaming.testing import Fault, PollyEmulator, TestCredentials
 
+# Every test here must leave no thread, fd or connection behind.
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
     return PollyStreamingClient(

@@ -8,8 +8,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from amazon_polly_streaming import AwsCredentials, PollyStreamingClient, TransportError
 from amazon_polly_streaming.testing import Fault, PollyEmulator
+
+# Every test here must leave no thread, fd or connection behind.
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def open_fds() -> int:
