@@ -34,7 +34,6 @@ from .eventstream import (
 )
 
 OPERATION = START_SPEECH_SYNTHESIS_STREAM
-_EXCEPTIONS = serde.START_SPEECH_SYNTHESIS_STREAM_EVENT_STREAM_EXCEPTIONS
 _FLUSH = FlushStreamConfiguration(force=True)
 
 type OutputEvent = AudioEvent | StreamClosedEvent | UnknownEvent
@@ -238,4 +237,3 @@ __all__ = [
     "request_id_of",
     "text_event",
 ]
-_ = _EXCEPTIONS
