@@ -319,7 +319,11 @@ class ResponseStream:
         :raises ResponseTimeoutError: when none arrive within ``timeout`` s.
         :raises TransportError: if the stream fails before its response.
         """
-        status = _observe(self._stream._response_status_future)
+        ready = self._stream._response_status_future
+        if ready.done() and ready.exception() is None:  # no waiting machinery
+            headers = self._stream._response_headers_future.result()
+            return int(ready.result()), [(str(k), str(v)) for k, v in headers]
+        status = _observe(ready)
         completion = _observe(self._stream._completion_future)
         try:
             done, _ = await asyncio.wait(
@@ -381,7 +385,12 @@ class ResponseStream:
         :raises TransportError: if it ended abnormally (reset, connection lost).
         :raises ResponseTimeoutError: if it is still open after ``timeout`` s.
         """
-        completion = _observe(self._stream._completion_future)
+        source = self._stream._completion_future
+        if source.done():  # usually, by the time StreamClosedEvent was read
+            if (exc := source.exception()) is not None:
+                raise _crt_error(exc, "the stream did not complete") from None
+            return
+        completion = _observe(source)
         try:
             done, _ = await asyncio.wait({completion}, timeout=timeout)
             if not done:
