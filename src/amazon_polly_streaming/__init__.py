@@ -50,6 +50,7 @@ from .exceptions import (
     ValidationException,
 )
 from .text import FLUSH
+from .wav import WavFileWriter, as_wav, wav_header
 
 __version__ = "0.1.0"
 
@@ -85,5 +86,8 @@ __all__ = [
     "UnknownEvent",
     "ValidationException",
     "VoiceId",
+    "WavFileWriter",
     "__version__",
+    "as_wav",
+    "wav_header",
 ]
