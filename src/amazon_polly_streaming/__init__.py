@@ -25,7 +25,8 @@ from amazon_polly_streaming_generated.shapes import (
     UnknownEvent,
 )
 
-from .client import PollyStreamingClient, SynthesisStream
+from ._version import __version__
+from .client import AudioStream, PollyStreamingClient, SynthesisStream
 from .credentials import (
     AwsCredentials,
     CredentialsProvider,
@@ -49,14 +50,14 @@ from .exceptions import (
     ThrottlingException,
     ValidationException,
 )
+from .metrics import StreamMetrics
 from .text import FLUSH
 from .wav import WavFileWriter, as_wav, wav_header
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FLUSH",
     "AudioEvent",
+    "AudioStream",
     "AwsCredentials",
     "CloseStreamEvent",
     "ConnectTimeoutError",
@@ -76,6 +77,7 @@ __all__ = [
     "StaticCredentialsProvider",
     "StreamClosedEvent",
     "StreamInterruptedError",
+    "StreamMetrics",
     "SynthesisStream",
     "TextEvent",
     "TextType",

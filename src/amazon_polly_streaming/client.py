@@ -7,10 +7,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from amazon_polly_streaming_generated.errors import (
     ServiceException,
@@ -25,6 +31,7 @@ from amazon_polly_streaming_generated.shapes import (
 )
 
 from . import protocol
+from ._crt_native import available as reset_available
 from .config import ClientConfig, check_str, client_config, synthesis_input
 from .credentials import (
     AwsCredentials,
@@ -37,9 +44,10 @@ from .errors import (
     ResponseTimeoutError,
     TransportError,
 )
+from .metrics import StreamMetrics, Telemetry, start_telemetry
 from .pool import IDLE_CONNECTIONS, LeaseLimiter, PoolStats
 from .signing import EventSigner, sign_request
-from .text import FLUSH, KEEPALIVE_TEXT, split_text
+from .text import FLUSH, KEEPALIVE_TEXT, ends_sentence, split_text
 from .transport import Connection, ResponseStream, connect
 
 logger = logging.getLogger("amazon_polly_streaming")
@@ -49,6 +57,14 @@ type TextSource = str | Iterable[str | object] | AsyncIterable[str | object]
 
 KEEPALIVE_INTERVAL = 3.0
 """Seconds a text source may be silent before a keep-alive (Polly allows 5 s)."""
+
+COMPLETE_TEXT_LIMIT = 6000
+"""A ``str`` up to this long is signed and sent in one write with the
+request; a longer one is fed sentence by sentence, so it can roll over."""
+
+RESET_CONFIRM_TIMEOUT = 2.0
+"""Seconds to wait for awscrt to confirm a reset stream is over before the
+connection is trusted again (else it is closed)."""
 
 
 @dataclass(slots=True)
@@ -90,8 +106,15 @@ class SynthesisStream:
     ``request_characters`` is also on ``self.request_characters``). A service
     error arriving mid-stream is raised from ``events()`` where it arrived;
     a response that ends without ``StreamClosedEvent`` raises
-    ``StreamInterruptedError``. Leaving the context early (or ``cancel()``)
-    stops the stream at once.
+    ``StreamInterruptedError``. While the input is open and no text is sent
+    for ``KEEPALIVE_INTERVAL`` seconds, a whitespace keep-alive goes out
+    (Polly ends input idle for 5 s).
+
+    **Barge-in:** ``cancel()`` (from any task), or leaving the block early,
+    stops the stream at once: the HTTP/2 stream is reset, ``events()`` ends
+    without error and yields nothing more, the lease is released and the
+    connection is reused (closed instead when in doubt). ``metrics`` holds the
+    session's figures (``StreamMetrics``).
     """
 
     def __init__(
@@ -103,10 +126,14 @@ class SynthesisStream:
         outbox: _Outbox,
         read_timeout: float,
         ssml: bool,
+        metrics: StreamMetrics,
+        telemetry: Telemetry | None = None,
         input_closed: bool = False,
     ) -> None:
         self.request_id = request_id
         self.request_characters: int | None = None
+        self.metrics = metrics
+        self._telemetry = telemetry
         self._response = response
         self._signer = signer
         self._outbox = outbox
@@ -115,8 +142,13 @@ class SynthesisStream:
         self._parser = protocol.ResponseParser(request_id=request_id)
         self._input_closed = input_closed
         self._finished = False
-        self._last_activity = time.monotonic()
-        self._pending_flush = False
+        self._cancelled = False
+        self._reset_sent = False
+        self.opened = time.monotonic()
+        self._last_activity = self.opened
+        self.last_sent = self.opened
+        self.at_sentence_end = False
+        """Whether the text sent so far ends a sentence (a rollover point)."""
 
     @property
     def input_closed(self) -> bool:
@@ -128,11 +160,28 @@ class SynthesisStream:
         """Whether ``StreamClosedEvent`` arrived."""
         return self._finished
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` stopped the stream."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Barge-in: stop now. The HTTP/2 stream is reset, ``events()`` ends
+        quietly, and no more text can be sent. Does nothing once the stream
+        has finished; calling it again does nothing."""
+        if self._cancelled or self._finished:
+            return
+        self._cancelled = True
+        self._input_closed = True
+        self._outbox.close()
+        self._reset_sent = self._response.reset()
+        logger.debug("stream cancelled request_id=%s", self.request_id)
+
     async def send(self, text: str, *, flush: bool = False) -> None:
         """Send text (long plain text is split at sentence boundaries)."""
         check_str("text", text, allow_empty=True)
         if self._input_closed:
-            msg = "send() after close_input()"
+            msg = "send() after close_input() or cancel()"
             raise RuntimeError(msg)
         pieces = [text] if self._ssml else split_text(text)
         for i, piece in enumerate(pieces):
@@ -140,11 +189,13 @@ class SynthesisStream:
             await self._send_event(
                 protocol.text_event(piece, ssml=self._ssml, flush=flush and last)
             )
-        self._last_activity = time.monotonic()
+        if text.strip():
+            self.at_sentence_end = flush or self._ssml or ends_sentence(text)
 
     async def flush(self) -> None:
         """Force Polly to synthesize what it has buffered, now."""
         await self.send(KEEPALIVE_TEXT, flush=True)
+        self.at_sentence_end = True
 
     async def keepalive(self) -> None:
         """A whitespace event that keeps an idle input alive (Polly's 5 s limit).
@@ -155,7 +206,6 @@ class SynthesisStream:
         """
         if not self._input_closed:
             await self._send_event(protocol.text_event(KEEPALIVE_TEXT))
-            self._last_activity = time.monotonic()
 
     async def close_input(self) -> None:
         """No more text: Polly synthesizes the rest and ends the stream."""
@@ -165,7 +215,6 @@ class SynthesisStream:
         await self._send_event(protocol.close_event())
         self._outbox.put(await self._signer.end())
         self._outbox.close()
-        self._last_activity = time.monotonic()
 
     def stop_sending(self) -> None:
         """End the request body now, without ``CloseStreamEvent`` (an abort:
@@ -175,16 +224,21 @@ class SynthesisStream:
 
     async def _send_event(self, event: bytes) -> None:
         self._outbox.put(await self._signer.envelope(event))
+        self._last_activity = self.last_sent = time.monotonic()
 
     async def events(
         self,
     ) -> AsyncIterator[AudioEvent | StreamClosedEvent | UnknownEvent]:
-        """The response events, as they arrive."""
+        """The response events, as they arrive (nothing more after ``cancel()``)."""
         parser = self._parser
-        while not self._finished:
+        metrics = self.metrics
+        telemetry = self._telemetry
+        while not self._finished and not self._cancelled:
             try:
                 chunk = await self._response.next_chunk(self._read_timeout)
             except ResponseTimeoutError:
+                if self._cancelled:
+                    return
                 if time.monotonic() - self._last_activity < self._read_timeout:
                     continue  # text is still arriving: no audio is due yet
                 msg = (
@@ -192,13 +246,27 @@ class SynthesisStream:
                     "(read_timeout)"
                 )
                 raise ResponseTimeoutError(msg, request_id=self.request_id) from None
+            except TransportError:
+                if self._cancelled:
+                    return
+                raise
+            if self._cancelled:
+                return
             if not chunk:
                 parser.end()  # raises StreamInterruptedError without StreamClosedEvent
                 return
-            self._last_activity = time.monotonic()
+            now = self._last_activity = time.monotonic()
             for event in parser.feed(chunk):
-                if isinstance(event, StreamClosedEvent):
+                if self._cancelled:
+                    return
+                if isinstance(event, AudioEvent):
+                    if event.audio_chunk:
+                        metrics.audio(len(event.audio_chunk), now)
+                        if telemetry is not None:
+                            telemetry.first_audio()
+                elif isinstance(event, StreamClosedEvent):
                     self.request_characters = event.request_characters
+                    metrics.closed(event.request_characters)
                     self._finished = True
                 yield event
             parser.raise_pending()  # an error right behind that audio: now
@@ -208,6 +276,78 @@ class SynthesisStream:
         async for event in self.events():
             if isinstance(event, AudioEvent) and event.audio_chunk:
                 yield event.audio_chunk
+
+
+class AudioStream(AsyncGenerator[bytes]):
+    """What ``start_speech_synthesis_stream`` returns: the audio bytes as an
+    async iterator, with the call's ``metrics`` and barge-in.
+
+    ``cancel()`` (from any task) stops the call at once: the current HTTP/2
+    stream is reset, iteration ends without error, the lease is released and
+    the connection is reused. ``aclose()`` (or ``async with``) does the same
+    from the consuming task. Breaking out of ``async for`` without either
+    leaves the stream to be stopped when the iterator is garbage-collected
+    (asyncio then closes it): prefer ``async with`` or ``aclose()``.
+    """
+
+    __slots__ = ("_call", "_generator")
+
+    def __init__(self, call: _Call, generator: AsyncGenerator[bytes]) -> None:
+        self._call = call
+        self._generator = generator
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        """The call's figures so far (final once iteration ended)."""
+        return self._call.metrics
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the (latest) Polly stream, once it answered."""
+        return self._call.metrics.request_id
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await anext(self._generator)
+
+    async def asend(self, value: None) -> bytes:
+        return await self._generator.asend(value)
+
+    async def athrow(self, *args: Any) -> bytes:
+        return await self._generator.athrow(*args)
+
+    def cancel(self) -> None:
+        """Barge-in: stop now (see the class docs)."""
+        self._call.cancel()
+
+    async def aclose(self) -> None:
+        """Stop (if still running) and release everything; idempotent."""
+        self._call.cancel()
+        await self._generator.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _Call:
+    """One call's shared state: its metrics, and the session to cancel."""
+
+    __slots__ = ("cancelled", "metrics", "session")
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self.metrics = metrics
+        self.session: SynthesisStream | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.session is not None:
+            self.session.cancel()
 
 
 class PollyStreamingClient:
@@ -229,6 +369,15 @@ class PollyStreamingClient:
     headers) and ``read_timeout`` (no audio that long after the last event
     sent, keep-alives included, or the last audio).
 
+    Voice-agent options: ``min_idle_connections`` keeps that many connections
+    open and idle, ready for the next utterance (see ``prewarm``);
+    ``max_idle_time`` is how long an idle connection is trusted (warm ones
+    are replaced at three quarters of it, before a server would close them);
+    ``rollover_after`` (seconds, ``None`` to disable) continues a long-form
+    call on a fresh stream at the first sentence boundary after that long,
+    ahead of Polly's 10-minute stream limit; ``on_metrics`` is called with
+    each call's ``StreamMetrics`` when it ends.
+
     The client may be used with ``async with``, closed with ``close()``, or
     never closed (e.g. cached with ``functools.cache``); it is not bound to an
     event loop, so it keeps working when a program runs one loop after another.
@@ -249,6 +398,10 @@ class PollyStreamingClient:
         connect_timeout: float = 5.0,
         first_byte_timeout: float = 10.0,
         read_timeout: float = 20.0,
+        min_idle_connections: int = 0,
+        max_idle_time: float = 60.0,
+        rollover_after: float | None = 540.0,
+        on_metrics: Callable[[StreamMetrics], object] | None = None,
     ) -> None:
         self._config: ClientConfig = client_config(
             region=region,
@@ -261,7 +414,14 @@ class PollyStreamingClient:
             connect_timeout=connect_timeout,
             first_byte_timeout=first_byte_timeout,
             read_timeout=read_timeout,
+            min_idle_connections=min_idle_connections,
+            max_idle_time=max_idle_time,
+            rollover_after=rollover_after,
         )
+        if on_metrics is not None and not callable(on_metrics):
+            msg = f"on_metrics must be callable, got {type(on_metrics).__name__}"
+            raise TypeError(msg)
+        self._on_metrics = on_metrics
         if profile is not None:
             check_str("profile", profile)
         self._credentials: CredentialsProvider
@@ -286,6 +446,7 @@ class PollyStreamingClient:
             raise TypeError(msg)
         self._limiter = LeaseLimiter(self._config.pool_size)
         self._closed = False
+        self._keeper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -317,9 +478,93 @@ class PollyStreamingClient:
         )
 
     async def close(self) -> None:
-        """Refuse new streams. Idle connections stay for other clients of the
-        process; ``close_idle_connections()`` closes them."""
+        """Refuse new streams and stop keeping connections warm. Idle
+        connections stay for other clients of the process;
+        ``close_idle_connections()`` closes them."""
         self._closed = True
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and not keeper.done():
+            keeper.cancel()
+            if keeper.get_loop() is asyncio.get_running_loop():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def prewarm(self, connections: int = 1) -> int:
+        """Get ready for the first utterance: resolve credentials, and open
+        and TLS-handshake connections until ``connections`` idle ones wait
+        for this endpoint. Returns how many were opened.
+
+        With ``min_idle_connections`` set, this also starts keeping that many
+        warm (a task owned by the client: ``close()`` or ``async with``
+        stops it).
+        """
+        if isinstance(connections, bool) or not isinstance(connections, int):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
+            msg = f"connections must be an int, got {type(connections).__name__}"
+            raise TypeError(msg)
+        if not 1 <= connections <= self._config.pool_size:
+            msg = (
+                f"connections must be between 1 and pool_size "
+                f"({self._config.pool_size}), got {connections}"
+            )
+            raise ValueError(msg)
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        await self._credentials.get_credentials()
+        reset_available()  # load barge-in's reset now, not at the first barge-in
+        opened = await self._fill(connections)
+        self._ensure_keeper()
+        return opened
+
+    async def _fill(self, target: int) -> int:
+        """Open connections until ``target`` idle ones wait (concurrently)."""
+        config = self._config
+        missing = target - IDLE_CONNECTIONS.count(config.endpoint)
+        if missing <= 0:
+            return 0
+        results = await asyncio.gather(
+            *(
+                connect(config.endpoint, timeout=config.connect_timeout)
+                for _ in range(missing)
+            ),
+            return_exceptions=True,
+        )
+        error: BaseException | None = None
+        opened = 0
+        for result in results:
+            if isinstance(result, BaseException):
+                error = error or result
+                continue
+            opened += 1
+            IDLE_CONNECTIONS.opened()
+            IDLE_CONNECTIONS.put(result, config.max_idle_time)
+        logger.debug("opened %d warm connection(s) to %s", opened, config.endpoint_url)
+        if error is not None:
+            raise error
+        return opened
+
+    def _ensure_keeper(self) -> None:
+        if self._config.min_idle_connections == 0 or self._closed:
+            return
+        keeper = self._keeper
+        if keeper is None or keeper.done():
+            self._keeper = asyncio.create_task(
+                self._keep_warm(), name="polly-keep-warm"
+            )
+
+    async def _keep_warm(self) -> None:
+        """Keep ``min_idle_connections`` open and fresh until the client closes."""
+        config = self._config
+        refresh_after = config.max_idle_time * 0.75
+        tick = min(5.0, config.max_idle_time / 8)
+        while True:
+            stale = IDLE_CONNECTIONS.take_stale(config.endpoint, refresh_after)
+            try:
+                await self._fill(config.min_idle_connections)
+            except TransportError as exc:  # the next tick tries again
+                logger.debug("keeping connections warm failed: %r", exc)
+            for connection in stale:
+                await connection.close()
+            await asyncio.sleep(tick)
 
     @staticmethod
     def close_idle_connections() -> None:
@@ -351,7 +596,7 @@ class PollyStreamingClient:
         text_type: Literal["text", "ssml"] = "text",
         lexicon_names: list[str] | None = None,
         use_pool: bool = True,
-    ) -> AsyncIterator[bytes]:
+    ) -> AudioStream:
         """Synthesize ``text``; yields audio bytes as each audio event arrives.
 
         ``text`` is a ``str``, or an ``Iterable``/``AsyncIterable`` of pieces
@@ -366,7 +611,11 @@ class PollyStreamingClient:
 
         Arguments are checked now, before any I/O. Throttling, 5xx and
         connection failures are retried (``max_attempts``, AWS standard
-        backoff with full jitter) only before the first audio byte is yielded.
+        backoff with full jitter) only before the first audio byte of a
+        stream is yielded. Text that would outlive Polly's 10-minute stream
+        limit continues on a fresh stream at a sentence boundary
+        (``rollover_after``). The returned ``AudioStream`` also has
+        ``metrics``, ``cancel()`` (barge-in) and ``aclose()``.
         """
         request = self._call_input(
             voice_id=voice_id,
@@ -383,8 +632,12 @@ class PollyStreamingClient:
         elif not isinstance(text, Iterable | AsyncIterable):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
             msg = f"text must be a str or an iterable of str, got {type(text).__name__}"
             raise TypeError(msg)
-        return self._synthesize(
-            request, text, ssml=text_type == "ssml", use_pool=use_pool
+        call = _Call(StreamMetrics())
+        return AudioStream(
+            call,
+            self._synthesize(
+                request, text, call, ssml=text_type == "ssml", use_pool=use_pool
+            ),
         )
 
     @contextlib.asynccontextmanager
@@ -400,7 +653,12 @@ class PollyStreamingClient:
         lexicon_names: list[str] | None = None,
         use_pool: bool = True,
     ) -> AsyncGenerator[SynthesisStream]:
-        """A full-duplex ``SynthesisStream`` (see its docs), for the block."""
+        """A full-duplex ``SynthesisStream`` (see its docs), for the block.
+
+        One Polly stream (no retries, no rollover: the caller drives it).
+        Keep-alives go out while the input is idle; the session's metrics are
+        final when the block ends, and go to ``on_metrics``.
+        """
         request = self._call_input(
             voice_id=voice_id,
             engine=engine,
@@ -411,10 +669,29 @@ class PollyStreamingClient:
             text_type=text_type,
             use_pool=use_pool,
         )
-        async with self._stream(
-            request, ssml=text_type == "ssml", use_pool=use_pool
-        ) as stream:
-            yield stream
+        metrics = StreamMetrics()
+        telemetry = self._telemetry(request)
+        error: BaseException | None = None
+        stream: SynthesisStream | None = None
+        try:
+            metrics.attempts = 1
+            async with (
+                self._stream(
+                    request,
+                    ssml=text_type == "ssml",
+                    use_pool=use_pool,
+                    metrics=metrics,
+                    telemetry=telemetry,
+                ) as stream,
+                _keepalive(stream),
+            ):
+                yield stream
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            cancelled = stream is not None and stream.cancelled
+            self._finish(metrics, telemetry, error, cancelled=cancelled)
 
     # Internals ---------------------------------------------------------------
 
@@ -448,27 +725,137 @@ class PollyStreamingClient:
             lexicon_names=lexicon_names,
         )
 
+    def _telemetry(self, request: StartSpeechSynthesisStreamInput) -> Telemetry | None:
+        return start_telemetry(
+            region=self._config.region,
+            host=self._config.endpoint.host,
+            voice_id=str(request.voice_id),
+            output_format=str(request.output_format),
+        )
+
+    def _finish(
+        self,
+        metrics: StreamMetrics,
+        telemetry: Telemetry | None,
+        error: BaseException | None,
+        *,
+        cancelled: bool,
+    ) -> None:
+        """Close a call's metrics, then report them (callback, OpenTelemetry)."""
+        if cancelled or isinstance(error, asyncio.CancelledError | GeneratorExit):
+            metrics.finish("cancelled")
+        elif error is not None:
+            metrics.finish("failed", error)
+        else:
+            metrics.finish("completed")
+        logger.debug(
+            "call ended outcome=%s request_ids=%s attempts=%d ttfa=%s audio_bytes=%d",
+            metrics.outcome,
+            ",".join(metrics.request_ids) or "-",
+            metrics.attempts,
+            "-"
+            if metrics.time_to_first_audio is None
+            else f"{metrics.time_to_first_audio * 1000:.1f}ms",
+            metrics.audio_bytes,
+        )
+        if telemetry is not None:
+            telemetry.end(metrics)
+        if self._on_metrics is not None:
+            try:
+                self._on_metrics(metrics)
+            except Exception:  # a reporting hook must not break the audio
+                logger.warning("on_metrics callback failed", exc_info=True)
+
     async def _synthesize(
         self,
         request: StartSpeechSynthesisStreamInput,
         text: TextSource,
+        call: _Call,
         *,
         ssml: bool,
         use_pool: bool,
-    ) -> AsyncIterator[bytes]:
-        source = _Replayable(text)
+    ) -> AsyncGenerator[bytes]:
+        metrics = call.metrics
+        telemetry = self._telemetry(request)
+        error: BaseException | None = None
+        source: _Replayable | None = None
+        try:
+            complete = (
+                text
+                if isinstance(text, str) and len(text) <= COMPLETE_TEXT_LIMIT
+                else None
+            )
+            if isinstance(text, str) and complete is None:
+                text = [text] if ssml else split_text(text)  # fed, so it can roll over
+            source = _Replayable(text)
+            while not call.cancelled:  # one segment per Polly stream
+                rolled = False
+                segment = self._segment(
+                    request,
+                    source,
+                    complete,
+                    call,
+                    telemetry,
+                    ssml=ssml,
+                    use_pool=use_pool,
+                )
+                async with contextlib.aclosing(segment):
+                    async for chunk in segment:
+                        if chunk is None:
+                            rolled = True
+                        else:
+                            yield chunk
+                if not rolled:
+                    return
+                source.next_segment()
+                logger.debug(
+                    "rolling over to a fresh stream after %d segment(s)",
+                    metrics.segments,
+                )
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if source is not None:
+                await source.discard()
+            self._finish(metrics, telemetry, error, cancelled=call.cancelled)
+
+    async def _segment(
+        self,
+        request: StartSpeechSynthesisStreamInput,
+        source: _Replayable,
+        complete: str | None,
+        call: _Call,
+        telemetry: Telemetry | None,
+        *,
+        ssml: bool,
+        use_pool: bool,
+    ) -> AsyncGenerator[bytes | None]:
+        """One Polly stream, retried before its first audio; yields the audio,
+        then ``None`` if the feeder ended it early for a rollover."""
         attempt = 0
+        rollover = self._config.rollover_after
         while True:
             attempt += 1
+            call.metrics.attempts += 1
             yielded = False
-            complete = text if isinstance(text, str) else None
             try:
                 async with (
                     self._stream(
-                        request, ssml=ssml, use_pool=use_pool, complete_text=complete
+                        request,
+                        ssml=ssml,
+                        use_pool=use_pool,
+                        complete_text=complete,
+                        metrics=call.metrics,
+                        telemetry=telemetry,
                     ) as stream,
-                    _Feeder(stream, None if complete is not None else source) as feeder,
+                    _Feeder(
+                        stream, None if complete is not None else source, rollover
+                    ) as feeder,
                 ):
+                    call.session = stream
+                    if call.cancelled:
+                        stream.cancel()
                     try:
                         async for event in stream.events():
                             if isinstance(event, AudioEvent) and event.audio_chunk:
@@ -479,10 +866,15 @@ class PollyStreamingClient:
                         feeder.raise_error(cause=exc)
                         raise
                     feeder.raise_error()
+                    call.session = None
+                if feeder.rolled_over and stream.finished:
+                    yield None
                 return
             except (ServiceException, TransportError) as exc:
+                call.session = None
                 if (
                     yielded
+                    or call.cancelled
                     or attempt >= self._config.max_attempts
                     or not _retryable(exc)
                 ):
@@ -497,6 +889,53 @@ class PollyStreamingClient:
                 await asyncio.sleep(delay)
                 source.rewind()
 
+    async def _start(
+        self,
+        connection: Connection,
+        request: StartSpeechSynthesisStreamInput,
+        credentials: AwsCredentials,
+        outbox: _Outbox,
+        complete_text: str | None,
+        *,
+        ssml: bool,
+    ) -> tuple[ResponseStream, EventSigner]:
+        """Sign the request and open its HTTP/2 stream; with ``complete_text``,
+        every event is signed now and queued to go out with the headers."""
+        config = self._config
+        headers, seed = await sign_request(
+            method=protocol.OPERATION.method,
+            host=config.endpoint.host,
+            port=config.endpoint.port,
+            path=protocol.OPERATION.path,
+            headers=protocol.request_headers(request),
+            credentials=credentials,
+            region=config.region,
+            service=protocol.OPERATION.signing_name,
+        )
+        signer = EventSigner(
+            seed=seed,
+            credentials=credentials,
+            region=config.region,
+            service=protocol.OPERATION.signing_name,
+        )
+        if complete_text is not None:
+            pieces = [complete_text] if ssml else split_text(complete_text)
+            for piece in pieces:
+                outbox.put(await signer.envelope(protocol.text_event(piece, ssml=ssml)))
+            outbox.put(await signer.envelope(protocol.close_event()))
+            outbox.put(await signer.end())
+            outbox.close()
+        response = connection.request(
+            protocol.OPERATION.method,
+            protocol.OPERATION.path,
+            [
+                (":authority", config.endpoint.authority),
+                *((k, v) for k, v in headers if k != "host"),
+            ],
+            outbox.body(),
+        )
+        return response, signer
+
     @contextlib.asynccontextmanager
     async def _stream(
         self,
@@ -504,6 +943,8 @@ class PollyStreamingClient:
         *,
         ssml: bool,
         use_pool: bool,
+        metrics: StreamMetrics,
+        telemetry: Telemetry | None,
         complete_text: str | None = None,
     ) -> AsyncGenerator[SynthesisStream]:
         """Lease a connection, start the request, and clean up however it ends.
@@ -511,63 +952,48 @@ class PollyStreamingClient:
         ``complete_text``: the whole input is known, so every event (the text,
         the close, the final envelope) is signed up front and goes out in one
         write right after the headers.
+
+        Leaving early (barge-in, an error, a cancelled task) resets the
+        HTTP/2 stream; once awscrt confirms the stream is over, the
+        connection goes back to the pool. It is closed instead when the exit
+        was a transport failure or a timeout, or the reset cannot be made or
+        confirmed (in doubt).
         """
         config = self._config
         await self._limiter.acquire()
         connection: Connection | None = None
         response: ResponseStream | None = None
         outbox: _Outbox | None = None
+        stream: SynthesisStream | None = None
         reusable = False
+        exit_error: BaseException | None = None
         try:
             credentials = await self._credentials.get_credentials()
             connection = IDLE_CONNECTIONS.take(config.endpoint) if use_pool else None
+            reused = connection is not None
             if connection is None:
                 connection = await connect(
                     config.endpoint, timeout=config.connect_timeout
                 )
                 IDLE_CONNECTIONS.opened()
-            headers, seed = await sign_request(
-                method=protocol.OPERATION.method,
-                host=config.endpoint.host,
-                port=config.endpoint.port,
-                path=protocol.OPERATION.path,
-                headers=protocol.request_headers(request),
-                credentials=credentials,
-                region=config.region,
-                service=protocol.OPERATION.signing_name,
-            )
             outbox = _Outbox()
-            signer = EventSigner(
-                seed=seed,
-                credentials=credentials,
-                region=config.region,
-                service=protocol.OPERATION.signing_name,
-            )
-            if complete_text is not None:
-                pieces = [complete_text] if ssml else split_text(complete_text)
-                for piece in pieces:
-                    outbox.put(
-                        await signer.envelope(protocol.text_event(piece, ssml=ssml))
-                    )
-                outbox.put(await signer.envelope(protocol.close_event()))
-                outbox.put(await signer.end())
-                outbox.close()
-            response = connection.request(
-                protocol.OPERATION.method,
-                protocol.OPERATION.path,
-                [
-                    (":authority", config.endpoint.authority),
-                    *((k, v) for k, v in headers if k != "host"),
-                ],
-                outbox.body(),
+            response, signer = await self._start(
+                connection, request, credentials, outbox, complete_text, ssml=ssml
             )
             status, response_headers = await response.status(config.first_byte_timeout)
             request_id = protocol.request_id_of(response_headers)
+            metrics.stream_started(request_id, reused=reused)
+            logger.debug(
+                "stream started request_id=%s status=%d reused_connection=%s",
+                request_id,
+                status,
+                reused,
+            )
             if status != 200:
-                body = bytearray()
-                while chunk := await response.next_chunk(config.read_timeout):
-                    body += chunk
-                raise protocol.error_response(status, response_headers, bytes(body))
+                raise await _error_from(
+                    response, status, response_headers, config.read_timeout
+                )
+            metrics.segments += 1
             stream = SynthesisStream(
                 request_id=request_id,
                 response=response,
@@ -575,6 +1001,8 @@ class PollyStreamingClient:
                 outbox=outbox,
                 read_timeout=config.read_timeout,
                 ssml=ssml,
+                metrics=metrics,
+                telemetry=telemetry,
                 input_closed=complete_text is not None,
             )
             yield stream
@@ -584,16 +1012,77 @@ class PollyStreamingClient:
                 await stream.close_input()
                 await response.completed(config.read_timeout)
                 reusable = use_pool
+        except BaseException as exc:
+            exit_error = exc
+            raise
         finally:
             if outbox is not None and not outbox.closed:
                 outbox.close()
+            if (
+                not reusable
+                and use_pool
+                and response is not None
+                and connection is not None
+                and not isinstance(exit_error, TransportError)
+            ):
+                reusable = await _reset_for_reuse(response, connection)
             if connection is not None and not reusable:
                 await connection.close()
             if response is not None:
                 await response.drain()
             if connection is not None and reusable:
-                IDLE_CONNECTIONS.put(connection)
+                IDLE_CONNECTIONS.put(connection, config.max_idle_time)
             self._limiter.release()
+            if config.min_idle_connections:
+                self._ensure_keeper()
+
+
+async def _error_from(
+    response: ResponseStream,
+    status: int,
+    headers: list[tuple[str, str]],
+    read_timeout: float,
+) -> Exception:
+    """The error an HTTP error response stands for (its body read whole)."""
+    body = bytearray()
+    while chunk := await response.next_chunk(read_timeout):
+        body += chunk
+    return protocol.error_response(status, headers, bytes(body))
+
+
+async def _reset_for_reuse(response: ResponseStream, connection: Connection) -> bool:
+    """Reset an unfinished stream; whether its connection can carry the next."""
+    if not response.reset():
+        return False
+    try:
+        await response.completed(RESET_CONFIRM_TIMEOUT)
+    except ResponseTimeoutError:
+        return False  # no confirmation: in doubt
+    except TransportError:
+        pass  # "RST_STREAM sent": the expected end of a reset stream
+    return connection.is_open
+
+
+@contextlib.asynccontextmanager
+async def _keepalive(stream: SynthesisStream) -> AsyncGenerator[None]:
+    """Keep-alives for an ``open_stream`` session while its input is idle."""
+
+    async def run() -> None:
+        while not stream.input_closed:
+            due = stream.last_sent + KEEPALIVE_INTERVAL - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            await stream.keepalive()
+
+    task = asyncio.create_task(run(), name="polly-keepalive")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            logger.debug("keep-alive failed: %r", failure)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -605,13 +1094,17 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class _Replayable:
-    """A text source that can be replayed from the start until audio was heard."""
+    """A text source that can be replayed from the start of the current
+    segment until audio was heard; the next segment (a rollover) starts
+    where the previous one stopped."""
 
     def __init__(self, text: TextSource) -> None:
         self._text = text
         self._sent: list[str | object] | None = []
         self._iterator: AsyncIterator[str | object] | None = None
         self._replay: list[str | object] = []
+        self.inflight: asyncio.Future[str | object] | None = None
+        """A piece being awaited when the last segment rolled over."""
 
     def forget(self) -> None:
         self._sent = None
@@ -620,18 +1113,39 @@ class _Replayable:
         self._replay = list(self._sent or [])
         self._sent = []
 
-    async def pieces(self) -> AsyncGenerator[str | object]:
-        while self._replay:
+    def next_segment(self) -> None:
+        self._sent = []
+
+    async def discard(self) -> None:
+        """Stop awaiting a piece left in flight (the call is over)."""
+        pending, self.inflight = self.inflight, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+    def record(self, piece: str | object) -> None:
+        if self._sent is not None:
+            self._sent.append(piece)
+
+    def next_piece(self) -> asyncio.Future[str | object]:
+        """The next piece, as a future (``StopAsyncIteration`` at the end);
+        a piece left in flight by a rollover comes first."""
+        if self.inflight is not None:
+            pending, self.inflight = self.inflight, None
+            return pending
+        return asyncio.ensure_future(self._next())
+
+    async def _next(self) -> str | object:
+        if self._replay:
             piece = self._replay.pop(0)
-            if self._sent is not None:
-                self._sent.append(piece)
-            yield piece
+            self.record(piece)
+            return piece
         if self._iterator is None:
             self._iterator = _aiter(self._text)
-        async for piece in self._iterator:
-            if self._sent is not None:
-                self._sent.append(piece)
-            yield piece
+        piece = await anext(self._iterator)
+        self.record(piece)
+        return piece
 
 
 async def _aiter(text: TextSource) -> AsyncIterator[str | object]:
@@ -651,13 +1165,27 @@ class _Feeder:
     If the source fails (or yields something that is not text), the request
     body is ended at once, so the stream ends too, and the caller gets the
     source's own error.
+
+    **Rollover:** once the stream is ``rollover`` seconds old, at the first
+    sentence boundary (the text sent so far ends a sentence, or was
+    flushed), the feeder closes this stream's input and stops
+    (``rolled_over``): Polly finishes what it has, and the call continues the
+    source on a fresh stream. Nothing is lost (a piece being awaited is
+    handed over) and nothing is repeated.
     """
 
-    def __init__(self, stream: SynthesisStream, source: _Replayable | None) -> None:
+    def __init__(
+        self,
+        stream: SynthesisStream,
+        source: _Replayable | None,
+        rollover: float | None = None,
+    ) -> None:
         self._stream = stream
         self._source = source
+        self._rollover = rollover
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
+        self.rolled_over = False
 
     async def __aenter__(self) -> Self:
         if self._source is not None:  # None: the text was sent up front
@@ -684,15 +1212,27 @@ class _Feeder:
             self.error = exc
             self._stream.stop_sending()
 
+    def _due_for_rollover(self) -> bool:
+        stream = self._stream
+        return (
+            self._rollover is not None
+            and stream.at_sentence_end
+            and time.monotonic() - stream.opened >= self._rollover
+        )
+
     async def _feed(self) -> None:
         stream = self._stream
-        assert self._source is not None  # noqa: S101 - only started with a source
-        pieces = self._source.pieces()
-        pending: asyncio.Task[str | object] | None = None
+        source = self._source
+        assert source is not None  # noqa: S101 - only started with a source
+        pending: asyncio.Future[str | object] | None = None
         try:
             while True:
+                if self._due_for_rollover():
+                    source.inflight, pending = pending, None
+                    self.rolled_over = True
+                    break
                 if pending is None:
-                    pending = asyncio.ensure_future(anext(pieces))
+                    pending = source.next_piece()
                 done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_INTERVAL)
                 if not done:
                     await stream.keepalive()
@@ -717,4 +1257,3 @@ class _Feeder:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
-            await pieces.aclose()

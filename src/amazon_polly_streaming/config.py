@@ -103,6 +103,9 @@ class ClientConfig:
     connect_timeout: float
     first_byte_timeout: float
     read_timeout: float
+    min_idle_connections: int = 0
+    max_idle_time: float = 60.0
+    rollover_after: float | None = 540.0
 
 
 def client_config(
@@ -117,6 +120,9 @@ def client_config(
     connect_timeout: object,
     first_byte_timeout: object,
     read_timeout: object,
+    min_idle_connections: object = 0,
+    max_idle_time: object = 60.0,
+    rollover_after: object = 540.0,
     environ: Mapping[str, str] | None = None,
 ) -> ClientConfig:
     """Validate the client's arguments and resolve its endpoint (no I/O)."""
@@ -171,6 +177,25 @@ def client_config(
             else check_str("ca_bundle", ca_bundle)
         )
     attempts = _max_attempts(max_attempts, env)
+    if isinstance(min_idle_connections, bool) or not isinstance(
+        min_idle_connections, int
+    ):
+        msg = (
+            "min_idle_connections must be an int, "
+            f"got {type(min_idle_connections).__name__}"
+        )
+        raise TypeError(msg)
+    if not 0 <= min_idle_connections <= pool_size:
+        msg = (
+            f"min_idle_connections must be between 0 and pool_size ({pool_size}), "
+            f"got {min_idle_connections}"
+        )
+        raise ValueError(msg)
+    rollover = (
+        None
+        if rollover_after is None
+        else check_positive("rollover_after", rollover_after)
+    )
     return ClientConfig(
         region=region_name,
         endpoint=Endpoint(parts.hostname, port, TlsSettings(bundle)),
@@ -180,6 +205,9 @@ def client_config(
         connect_timeout=check_positive("connect_timeout", connect_timeout),
         first_byte_timeout=check_positive("first_byte_timeout", first_byte_timeout),
         read_timeout=check_positive("read_timeout", read_timeout),
+        min_idle_connections=min_idle_connections,
+        max_idle_time=check_positive("max_idle_time", max_idle_time),
+        rollover_after=rollover,
     )
 
 

@@ -12,7 +12,12 @@ closed. States of a connection: ``idle`` (cached, no stream), ``leased``
 * Each client bounds its own concurrent leases with ``pool_size``; callers
   beyond it wait in **FIFO** order (latency, never an error).
 * A connection that failed, received GOAWAY (it reports itself not open), or
-  sat idle longer than ``max_idle`` is discarded, never handed out again.
+  sat idle longer than its ``max_idle`` (the client's ``max_idle_time``) is
+  discarded, never handed out again.
+* **Warm connections** (``PollyStreamingClient.prewarm`` and
+  ``min_idle_connections``): opened ahead of need, put here, and replaced by
+  ``take_stale`` + a fresh connect before they grow old enough for a server
+  to close them idle.
 * Nothing is bound to an event loop: state is guarded by a ``threading.Lock``,
   and a waiter is woken through its own loop, so a client cached across
   ``asyncio.run`` calls keeps working.
@@ -56,6 +61,7 @@ class PoolStats:
 class _Idle:
     connection: Connection
     since: float
+    max_idle: float
 
 
 class IdleCache:
@@ -78,7 +84,7 @@ class IdleCache:
             entries = self._idle.get(endpoint, [])
             while entries:
                 entry = entries.pop()
-                if now - entry.since > self.max_idle or not entry.connection.is_open:
+                if now - entry.since > entry.max_idle or not entry.connection.is_open:
                     stale.append(entry.connection)
                     continue
                 found = entry.connection
@@ -87,16 +93,34 @@ class IdleCache:
             connection.close_soon()
         return found
 
-    def put(self, connection: Connection) -> None:
-        """Keep a connection whose stream ended cleanly (closed ones are dropped)."""
+    def put(self, connection: Connection, max_idle: float | None = None) -> None:
+        """Keep a connection whose stream ended cleanly (closed ones are dropped);
+        it is discarded once idle longer than ``max_idle`` (else the cache's)."""
         if not connection.is_open:
             connection.close_soon()
             return
+        limit = self.max_idle if max_idle is None else max_idle
         with self._lock:
             self._check_fork()
             self._idle.setdefault(connection.endpoint, []).append(
-                _Idle(connection, time.monotonic())
+                _Idle(connection, time.monotonic(), limit)
             )
+
+    def take_stale(self, endpoint: Endpoint, older_than: float) -> list[Connection]:
+        """Remove and return the idle connections to ``endpoint`` idle longer
+        than ``older_than`` seconds, or no longer open (to replace them)."""
+        now = time.monotonic()
+        with self._lock:
+            self._check_fork()
+            entries = self._idle.get(endpoint, [])
+            stale = [
+                e
+                for e in entries
+                if now - e.since > older_than or not e.connection.is_open
+            ]
+            if stale:
+                self._idle[endpoint] = [e for e in entries if e not in stale]
+        return [e.connection for e in stale]
 
     def count(self, endpoint: Endpoint | None = None) -> int:
         with self._lock:

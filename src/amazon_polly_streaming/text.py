@@ -18,6 +18,15 @@ KEEPALIVE_TEXT: Final = " "
 """What a keep-alive event carries: whitespace, which Polly does not speak."""
 
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*\s*\Z")
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends a sentence (terminal punctuation, then maybe
+    closing quotes or brackets and whitespace): where Polly would synthesize
+    what it buffered, so a new stream can start there without changing the
+    audio."""
+    return _ENDS_SENTENCE.search(text) is not None
 
 
 class _Flush:

@@ -49,6 +49,7 @@ from awscrt.io import (  # type: ignore[import-untyped]
     TlsContextOptions,
 )
 
+from . import _crt_native
 from .errors import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -402,6 +403,15 @@ class ResponseStream:
                 raise _crt_error(exc, "the stream did not complete") from None
         finally:
             completion.cancel()
+
+    def reset(self) -> bool:
+        """Reset the stream now (``RST_STREAM``, CANCEL), for barge-in.
+
+        Returns whether the reset was queued; when it was, the connection
+        stays usable once ``completed()`` returns. ``False`` (awscrt's reset
+        is out of reach, see ``_crt_native``): close the connection instead.
+        """
+        return _crt_native.reset_stream(self._stream)
 
     async def drain(self) -> None:
         """Finish a pending read after the stream ended (or its connection closed).
