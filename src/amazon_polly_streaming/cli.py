@@ -5,6 +5,8 @@
     polly-stream -o hello.mp3 "Hello, world."
     llm "tell me a story" | polly-stream -v Ruth -o story.ogg
     polly-stream --ssml -o hi.opus '<speak>Hi <break time="1s"/> there.</speak>'
+    polly-stream -o hello.wav "Hello, world."
+    polly-stream -f mulaw -o call.wav "Thank you for calling."
 
 Text comes from the arguments (joined with spaces) or, when there are none
 (or the only one is ``-``), from stdin, *as it arrives*: stdin is read without
@@ -19,6 +21,17 @@ success, removed on failure) or to stdout (never a terminal unless ``-o -``),
 written by a thread of its own so that a slow reader (a player reading stdout
 in real time) never stalls the stream. The output format is ``--format``, else
 the one the file's extension names, else mp3.
+
+WAV: Polly streams no WAV, so ``polly-stream`` puts one around the raw formats
+(:mod:`amazon_polly_streaming.wav`). An output file named ``*.wav`` (any case),
+``--wav`` or ``--format wav`` selects it; the audio inside is pcm (16-bit, the
+``--sample-rate``, 16000 unless told), or mulaw/alaw at 8000 Hz with
+``--format mulaw|alaw`` (telephony WAV). A compressed ``--format`` (mp3, ogg)
+with WAV is refused (exit status 2). A file gets its real sizes written into
+the header before ``FILE.part`` is renamed; stdout, a pipe or another special
+file keeps the "unknown length" header (sizes ``0xFFFFFFFF``, which ffmpeg,
+libsndfile and Python's ``wave`` read to the end of the stream). The header goes
+out with the first audio, so a request the service refuses writes nothing.
 
 Exit status: 0 success; 1 the service refused, the exchange failed, no
 credentials, unreadable input or unwritable output (one line on stderr);
@@ -45,8 +58,10 @@ from typing import Final, Literal, TextIO
 
 from . import __version__
 from .client import PollyStreamingClient
+from .config import DEFAULT_SAMPLE_RATES
 from .credentials import NoCredentialsError
 from .exceptions import ServiceException
+from .wav import WavEncoding, wav_header
 
 PROG: Final = "polly-stream"
 
@@ -58,6 +73,12 @@ EXIT_INTERRUPTED: Final = 130
 FORMATS: Final = ("mp3", "pcm", "ogg_vorbis", "ogg_opus", "mulaw", "alaw")
 """The output formats Polly streams (``json`` speech marks are not streamed)."""
 
+WAV: Final = "wav"
+"""``--format wav``: pcm in a WAV file (``--wav`` puts mulaw/alaw in one too)."""
+
+WAV_ENCODINGS: Final[tuple[WavEncoding, ...]] = ("pcm", "mulaw", "alaw")
+"""The formats a WAV file can hold."""
+
 FORMAT_BY_EXTENSION: Final[Mapping[str, str]] = {
     ".mp3": "mp3",
     ".ogg": "ogg_vorbis",
@@ -67,6 +88,7 @@ FORMAT_BY_EXTENSION: Final[Mapping[str, str]] = {
     ".ulaw": "mulaw",
     ".mulaw": "mulaw",
     ".alaw": "alaw",
+    ".wav": "pcm",  # in a WAV container: see is_wav_name
 }
 
 STDIN_FD: Final = 0
@@ -111,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
             "-f S16_LE\n"
             "  polly-stream --ssml -o hi.opus "
             "'<speak>Hi <break time=\"1s\"/> there.</speak>'\n"
+            '  polly-stream -o hello.wav "Hello, world."\n'
+            '  polly-stream -f mulaw -o call.wav "Thank you for calling."\n'
+            "  polly-stream -f wav Hi there. | ffplay -nodisp -autoexit -\n"
             "\n"
             "Credentials, endpoint and CA bundle come from the AWS environment "
             "(AWS_ACCESS_KEY_ID..., AWS_PROFILE, AWS_ENDPOINT_URL_POLLY, "
@@ -132,11 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     synthesis.add_argument(
         "-f",
         "--format",
-        choices=FORMATS,
+        choices=(*FORMATS, WAV),
         default=None,
         help=(
-            "output format (default: from the output file's extension: .mp3, "
-            ".ogg (vorbis), .opus, .pcm/.raw, .ulaw/.mulaw, .alaw; else mp3)"
+            "output format; wav is pcm in a WAV file (default: from the output "
+            "file's extension: .mp3, .ogg (vorbis), .opus, .pcm/.raw, "
+            ".ulaw/.mulaw, .alaw, .wav (pcm in WAV); else mp3)"
         ),
     )
     synthesis.add_argument(
@@ -205,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         "terminal (default: stdout, unless it is a terminal)",
     )
     output.add_argument(
+        "--wav",
+        action="store_true",
+        help="write a WAV file: pcm, or mulaw/alaw with -f (telephony WAV); "
+        "implied by an output file named *.wav. A file gets its real sizes; "
+        "stdout or a pipe gets an 'unknown length' header (0xFFFFFFFF), which "
+        "ffmpeg and libsndfile read to the end",
+    )
+    output.add_argument(
         "--no-progress",
         action="store_true",
         help="no live progress line on stderr (shown only when it is a terminal)",
@@ -229,11 +263,47 @@ def _sample_rate(value: str) -> int:
 
 
 def infer_format(output: str | None) -> str:
-    """The output format an output file's extension names (else mp3)."""
+    """The output format an output file's extension names (else mp3; for a
+    ``.wav`` file, pcm: the audio inside the WAV container)."""
     if output is None or output == "-":
         return "mp3"
     _, extension = os.path.splitext(output)
     return FORMAT_BY_EXTENSION.get(extension.lower(), "mp3")
+
+
+def is_wav_name(output: str | None) -> bool:
+    """Whether the output file's extension is ``.wav`` (any case)."""
+    return output is not None and os.path.splitext(output)[1].lower() == ".wav"
+
+
+def resolve_format(
+    requested: str | None, output: str | None, *, wav: bool
+) -> tuple[str, bool]:
+    """The format to ask Polly for, and whether to write it in a WAV file.
+
+    ``requested`` is ``--format`` (``wav``: pcm in WAV), ``wav`` is ``--wav``;
+    a ``.wav`` output name also selects WAV.
+
+    :raises UsageError: WAV with a format it cannot hold (mp3, ogg).
+    """
+    if requested == WAV:
+        return "pcm", True
+    container = wav or is_wav_name(output)
+    if not container:
+        return requested or infer_format(output), False
+    if requested is None:
+        return "pcm", True
+    if requested not in WAV_ENCODINGS:
+        if wav:
+            msg = f"--wav holds pcm, mulaw or alaw audio, not --format {requested}"
+        else:
+            msg = (
+                f"--format {requested} cannot be written to {output}: a .wav "
+                "file holds pcm, mulaw or alaw audio (leave out --format for "
+                "pcm, or name the file for the format)"
+            )
+        raise UsageError(msg)
+    return requested, True
 
 
 def resolve_region(region: str | None, environ: Mapping[str, str]) -> str:
@@ -520,6 +590,29 @@ class StreamedText:
 # Output --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class WavSpec:
+    """The WAV container around the audio: what it holds, at what rate."""
+
+    encoding: WavEncoding
+    sample_rate: int
+
+    @property
+    def frame_size(self) -> int:
+        """Bytes per sample (mono): 2 for pcm, 1 for mulaw and alaw."""
+        return 2 if self.encoding == "pcm" else 1
+
+    @classmethod
+    def for_job(cls, job: Job) -> WavSpec | None:
+        """The job's WAV container, if it writes one."""
+        if not job.wav or job.sample_rate is None:
+            return None
+        for encoding in WAV_ENCODINGS:
+            if encoding == job.output_format:
+                return cls(encoding, int(job.sample_rate))
+        return None
+
+
 class AudioOutput:
     """Audio bytes to stdout or a file, written by a thread of its own.
 
@@ -528,10 +621,24 @@ class AudioOutput:
     file is written as ``FILE.part`` and renamed to ``FILE`` by ``finish``;
     ``abort`` removes the part file. A special file (``/dev/null``, a FIFO,
     ``/dev/fd/N``) is written in place.
+
+    With ``wav``, a WAV header for an unknown length goes out with the first
+    audio (so a failure before any audio writes nothing, not even to stdout),
+    or at ``finish`` if there was no audio; ``finish`` then writes the real
+    sizes into a regular file's header (and the RIFF pad byte after an odd
+    number of 8-bit samples). Stdout and special files cannot seek back: they
+    keep the "unknown length" header, which readers take as "to the end".
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, wav: WavSpec | None = None) -> None:
         self.path = path
+        self.wav = wav
+        self._header = (
+            b""
+            if wav is None
+            else wav_header(sample_rate=wav.sample_rate, encoding=wav.encoding)
+        )
+        self._header_due = wav is not None
         self.part: str | None = None
         self._fd = -1
         self._owns_fd = False
@@ -588,6 +695,10 @@ class AudioOutput:
         """
         if self._error is not None:
             raise self._error
+        if self._header_due:
+            self._header_due = False
+            self.queued += len(self._header)
+            self._queue.put(self._header)
         self.queued += len(data)
         self._queue.put(data)
 
@@ -615,13 +726,18 @@ class AudioOutput:
     async def finish(self) -> None:
         """Wait until every byte is written; then rename ``FILE.part`` to ``FILE``.
 
-        :raises OutputError: writing, closing or renaming failed.
+        :raises OutputError: writing, closing or renaming failed; a WAV
+            file's pcm audio ended mid-sample.
         """
+        if self._header_due:  # no audio at all: still a (valid, empty) WAV
+            self.write(b"")
         self._queue.put(None)
         if self._done is not None:
             await self._done
         if self._error is not None:
             raise self._error
+        if self.wav is not None and self.part is not None:
+            self._write_wav_sizes(self.wav)
         try:
             if self._owns_fd:
                 self._owns_fd = False
@@ -632,6 +748,32 @@ class AudioOutput:
         except OSError as exc:
             msg = f"cannot write {self.destination}: {exc.strerror}"
             raise OutputError(msg) from None
+
+    def _write_wav_sizes(self, wav: WavSpec) -> None:
+        """Patch the header of the part file now that the length is known."""
+        data_size = self.queued - len(self._header)
+        if data_size % wav.frame_size:
+            msg = (
+                f"the audio ended mid-sample ({data_size} bytes of 16-bit pcm): "
+                f"{self.destination} would not be a valid WAV file"
+            )
+            raise OutputError(msg)
+        try:
+            header = wav_header(
+                sample_rate=wav.sample_rate,
+                encoding=wav.encoding,
+                data_size=data_size,
+            )
+        except ValueError as exc:  # over 4 GiB
+            raise OutputError(f"cannot write {self.destination}: {exc}") from None
+        try:
+            # The writer thread is done: the fd is at the end of the audio.
+            if data_size & 1 and os.write(self._fd, b"\0") != 1:  # RIFF pad byte
+                raise OSError(0, "short write")
+            if os.pwrite(self._fd, header, 0) != len(header):
+                raise OSError(0, "short write")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.part}: {exc.strerror}") from None
 
     def abort(self) -> bool:
         """Give up: stop the writer, remove the part file; whether one with
@@ -681,6 +823,8 @@ class Job:
     output_format: str
     sample_rate: str | None
     region: str
+    wav: bool = False
+    """Write the audio (pcm, mulaw or alaw) in a WAV file; ``sample_rate`` is set."""
 
 
 def plan(
@@ -698,14 +842,19 @@ def plan(
             msg = "TEXT is empty (give text, or none to read stdin)"
             raise UsageError(msg)
     output = output_path(args.output, stdout_isatty=stdout_isatty)
+    output_format, wav = resolve_format(args.format, output, wav=args.wav)
     rate: int | None = args.sample_rate
+    sample_rate = None if rate is None else str(rate)
+    if wav and sample_rate is None:  # the header must name the rate Polly uses
+        sample_rate = DEFAULT_SAMPLE_RATES[output_format]
     return Job(
         text=text,
         text_type="ssml" if args.ssml else "text",
         output=output,
-        output_format=args.format or infer_format(output),
-        sample_rate=None if rate is None else str(rate),
+        output_format=output_format,
+        sample_rate=sample_rate,
         region=resolve_region(args.region, environ),
+        wav=wav,
     )
 
 
@@ -742,7 +891,7 @@ async def run(args: argparse.Namespace) -> int:
     except (UsageError, ValueError, TypeError) as exc:
         report.error(describe_error(exc))
         return EXIT_USAGE
-    output = AudioOutput(job.output)
+    output = AudioOutput(job.output, wav=WavSpec.for_job(job))
     try:
         return await _synthesize(args, job, client, output, report)
     except (ServiceException, RuntimeError, InputError, OutputError) as exc:

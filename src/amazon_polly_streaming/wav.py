@@ -286,9 +286,10 @@ class WavFileWriter:
             ):
                 wav.write(chunk)
 
-    The header is written at once with "unknown length" sizes, so even a file
-    whose writer never reached :meth:`close` (the process was killed) plays
-    to its end in ffmpeg and libsndfile. :meth:`close` seeks back and writes
+    The header is written (and flushed) at once with "unknown length" sizes,
+    so a player may read the file while it grows, and a file whose writer
+    never reached :meth:`close` (the process was killed) still plays to its
+    end in ffmpeg and libsndfile. :meth:`close` seeks back and writes
     the real ``RIFF``, ``fact`` and ``data`` sizes, adding the pad byte an
     odd-length data chunk needs (8-bit audio, odd number of samples).
 
@@ -347,6 +348,7 @@ class WavFileWriter:
         try:
             self._start = self._file.tell()
             self._file.write(header)
+            self._file.flush()
         except BaseException:
             if self._owned:
                 self._file.close()

@@ -8,7 +8,9 @@ metadata, so a developer's own profile, CA bundle or endpoint never leaks in.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fcntl
+import io
 import os
 import pty
 import re
@@ -19,6 +21,7 @@ import sys
 import termios
 import threading
 import time
+import wave
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -27,10 +30,13 @@ import pytest
 
 from amazon_polly_streaming.cli import (
     FORMAT_BY_EXTENSION,
+    AudioOutput,
     InputError,
+    OutputError,
     Progress,
     StreamedText,
     UsageError,
+    WavSpec,
     build_parser,
     decode_utf8,
     describe_error,
@@ -38,9 +44,11 @@ from amazon_polly_streaming.cli import (
     infer_format,
     output_path,
     plan,
+    resolve_format,
     resolve_region,
 )
 from amazon_polly_streaming.testing import Fault, PollyEmulator
+from amazon_polly_streaming.wav import WavEncoding, wav_header
 
 CLI = [sys.executable, "-m", "amazon_polly_streaming"]
 TIMEOUT = 30
@@ -214,6 +222,301 @@ def test_endpoint_ca_bundle_and_region_options(
     assert done.returncode == 0, done.stderr
     assert emu.requests[0].outcome == "completed"
     assert list(tmp_path.iterdir()) == [tmp_path / "a.mp3"]
+
+
+# WAV ----------------------------------------------------------------------------------
+
+
+def g711_fields(data: bytes) -> tuple[Any, ...]:
+    """(RIFF size, format tag, channels, rate, byte rate, block align, bits,
+    cbSize, fact sample count, data size) of a 58-byte mulaw/alaw header."""
+    fields = struct.unpack("<4sI4s4sIHHIIHHH4sII4sI", data[:58])
+    assert (fields[0], fields[2], fields[3], fields[4]) == (
+        b"RIFF",
+        b"WAVE",
+        b"fmt ",
+        18,
+    )
+    assert (fields[12], fields[13], fields[15]) == (b"fact", 4, b"data")
+    return (fields[1], *fields[5:12], fields[14], fields[16])
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "sample_rate"),
+    [
+        ("out.wav", [], 16000),
+        ("OUT.WAV", [], 16000),
+        ("narrow.Wav", ["--sample-rate", "8000"], 8000),
+        ("explicit.wav", ["-f", "pcm"], 16000),
+    ],
+)
+def test_wav_file(
+    emu: PollyEmulator,
+    env: dict[str, str],
+    tmp_path: Path,
+    name: str,
+    options: list[str],
+    sample_rate: int,
+) -> None:
+    text = "Hello world. How are you?"
+    done = run([*options, "-o", name, text], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (request,) = emu.requests
+    assert request.output_format == "pcm"
+    assert request.header("x-amzn-samplerate") == str(sample_rate)
+    pcm = emu.expected_audio(
+        text, voice_id="Matthew", output_format="pcm", sample_rate=sample_rate
+    )
+    path = tmp_path / name
+    with wave.open(str(path)) as reader:
+        assert reader.getparams() == (
+            1,
+            2,
+            sample_rate,
+            len(pcm) // 2,
+            "NONE",
+            "not compressed",
+        )
+        assert reader.readframes(len(pcm)) == pcm
+    assert path.read_bytes() == (
+        wav_header(sample_rate=sample_rate, data_size=len(pcm)) + pcm
+    )
+    assert list(tmp_path.iterdir()) == [path]  # the .part file was renamed
+
+
+@pytest.mark.parametrize(("output_format", "tag"), [("mulaw", 7), ("alaw", 6)])
+def test_telephony_wav_file(
+    emu: PollyEmulator,
+    env: dict[str, str],
+    tmp_path: Path,
+    output_format: str,
+    tag: int,
+) -> None:
+    text = "Thank you for calling."
+    done = run(["-f", output_format, "-o", "call.wav", text], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (request,) = emu.requests
+    assert request.output_format == output_format
+    assert request.header("x-amzn-samplerate") == "8000"
+    audio = emu.expected_audio(text, voice_id="Matthew", output_format=output_format)
+    data = (tmp_path / "call.wav").read_bytes()
+    assert g711_fields(data) == (
+        50 + len(audio),  # RIFF size (even data: no pad byte)
+        tag,
+        1,  # channels
+        8000,
+        8000,  # bytes/s
+        1,  # block align
+        8,  # bits
+        0,  # cbSize
+        len(audio),  # fact: samples
+        len(audio),  # data size
+    )
+    assert data[58:] == audio
+    assert len(data) == 58 + len(audio)
+
+
+def test_wav_with_a_compressed_format_is_refused(
+    emu: PollyEmulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(["-f", "mp3", "-o", "out.wav", "Hello."], env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        b"polly-stream: error: --format mp3 cannot be written to out.wav: a .wav "
+        b"file holds pcm, mulaw or alaw audio (leave out --format for pcm, or "
+        b"name the file for the format)\n"
+    )
+    done = run(["--wav", "-f", "ogg_vorbis", "Hello."], env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        b"polly-stream: error: --wav holds pcm, mulaw or alaw audio, not "
+        b"--format ogg_vorbis\n"
+    )
+    assert emu.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "output_format", "sample_rate"),
+    [
+        (["-f", "wav"], "pcm", 16000),
+        (["-f", "wav", "--sample-rate", "8000"], "pcm", 8000),
+        (["--wav"], "pcm", 16000),
+        (["--wav", "-f", "mulaw"], "mulaw", 8000),
+        (["--wav", "-f", "alaw"], "alaw", 8000),
+    ],
+)
+def test_wav_stream_to_stdout(
+    emu: PollyEmulator,
+    env: dict[str, str],
+    tmp_path: Path,
+    options: list[str],
+    output_format: WavEncoding,
+    sample_rate: int,
+) -> None:
+    text = "Hi there."
+    done = run([*options, text], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert emu.requests[0].output_format == output_format
+    audio = emu.expected_audio(
+        text, voice_id="Matthew", output_format=output_format, sample_rate=sample_rate
+    )
+    # A pipe cannot seek back: the header says "unknown length".
+    header = wav_header(sample_rate=sample_rate, encoding=output_format)
+    assert done.stdout == header + audio
+    if output_format == "pcm":
+        with wave.open(io.BytesIO(done.stdout)) as reader:
+            assert reader.getframerate() == sample_rate
+            assert reader.readframes(1 << 20) == audio
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wav_to_stdout_writes_nothing_when_the_service_refuses(
+    emu: PollyEmulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(["-f", "wav", "-v", "Aditi", "Hello."], env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert b"ValidationException" in done.stderr
+    assert done.stdout == b""  # not even a header
+
+
+def test_wav_telephony_rate_is_the_services_call(
+    emu: PollyEmulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(
+        ["-f", "mulaw", "--sample-rate", "16000", "-o", "call.wav", "Hi."],
+        env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert re.fullmatch(
+        rb"polly-stream: error: ValidationException: .*sample rate '16000' is not "
+        rb"valid for mulaw.*\n",
+        done.stderr,
+    ), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wav_failure_after_audio_removes_the_partial_file(
+    emu: PollyEmulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    emu.faults.add(Fault.drop_connection(after_audio_events=1))
+    done = run(
+        ["-o", "out.wav", "One sentence. Another sentence. A third."],
+        env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines()[-1] == (
+        "polly-stream: removed the incomplete out.wav.part"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wav_to_a_special_file_keeps_the_streaming_header(
+    emu: PollyEmulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(["-o", os.devnull, "--wav", "Hello."], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not Path(f"{os.devnull}.part").exists()
+
+
+async def write_wav_output(
+    path: Path, wav: WavSpec, *chunks: bytes
+) -> tuple[AudioOutput, OutputError | None]:
+    """Write ``chunks`` through the CLI's output as run() does; the error of
+    ``finish``, after which (as run() does) the output is aborted."""
+    output = AudioOutput(str(path), wav=wav)
+    output.open()
+    for chunk in chunks:
+        output.write(chunk)
+    try:
+        await output.finish()
+    except OutputError as exc:
+        return output, exc
+    return output, None
+
+
+def test_wav_output_pads_odd_8_bit_audio(tmp_path: Path) -> None:
+    path = tmp_path / "odd.wav"
+    output, error = asyncio.run(
+        write_wav_output(path, WavSpec("alaw", 8000), b"\xd5" * 3, b"\x55" * 2)
+    )
+    assert error is None
+    assert not output.abort()  # nothing to remove after success
+    header = wav_header(sample_rate=8000, encoding="alaw", data_size=5)
+    assert path.read_bytes() == header + b"\xd5\xd5\xd5\x55\x55" + b"\0"
+    assert g711_fields(header)[0] == 50 + 5 + 1  # the pad byte counts in RIFF
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_wav_output_of_no_audio_is_an_empty_wav(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    _, error = asyncio.run(write_wav_output(path, WavSpec("pcm", 16000)))
+    assert error is None
+    assert path.read_bytes() == wav_header(sample_rate=16000, data_size=0)
+
+
+def test_wav_output_refuses_pcm_cut_mid_sample(tmp_path: Path) -> None:
+    path = tmp_path / "cut.wav"
+    output, error = asyncio.run(
+        write_wav_output(path, WavSpec("pcm", 16000), b"\x01\x00\x02")
+    )
+    assert str(error) == (
+        f"the audio ended mid-sample (3 bytes of 16-bit pcm): {path} would not "
+        "be a valid WAV file"
+    )
+    assert output.abort()  # what run() does on failure: the part file goes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_resolution() -> None:
+    assert resolve_format(None, "a.mp3", wav=False) == ("mp3", False)
+    assert resolve_format(None, None, wav=False) == ("mp3", False)
+    assert resolve_format("alaw", "a.mp3", wav=False) == ("alaw", False)
+    assert resolve_format(None, "a.wav", wav=False) == ("pcm", True)
+    assert resolve_format(None, "a.WAV", wav=False) == ("pcm", True)
+    assert resolve_format("mulaw", "a.wav", wav=False) == ("mulaw", True)
+    assert resolve_format("wav", None, wav=False) == ("pcm", True)
+    assert resolve_format("wav", "a.mp3", wav=False) == ("pcm", True)  # -f wins
+    assert resolve_format(None, None, wav=True) == ("pcm", True)
+    assert resolve_format("alaw", "a.raw", wav=True) == ("alaw", True)
+    with pytest.raises(
+        UsageError, match=r"--format ogg_opus cannot be written to x\.wav"
+    ):
+        resolve_format("ogg_opus", "x.wav", wav=False)
+    with pytest.raises(
+        UsageError, match="--wav holds pcm, mulaw or alaw audio, not --format mp3"
+    ):
+        resolve_format("mp3", None, wav=True)
+
+
+def test_plan_for_wav() -> None:
+    def job_for(*argv: str) -> Any:
+        args: argparse.Namespace = build_parser().parse_args(argv)
+        return plan(args, stdout_isatty=False, environ={})
+
+    job = job_for("-o", "x.wav", "Hi")
+    assert (job.output_format, job.sample_rate, job.wav) == ("pcm", "16000", True)
+    assert WavSpec.for_job(job) == WavSpec("pcm", 16000)
+    job = job_for("-f", "mulaw", "-o", "x.wav", "Hi")
+    assert (job.output_format, job.sample_rate, job.wav) == ("mulaw", "8000", True)
+    assert WavSpec.for_job(job) == WavSpec("mulaw", 8000)
+    job = job_for("-f", "wav", "--sample-rate", "8000", "Hi")
+    assert (job.output_format, job.sample_rate, job.wav) == ("pcm", "8000", True)
+    job = job_for("-o", "x.pcm", "Hi")
+    assert (job.output_format, job.sample_rate, job.wav) == ("pcm", None, False)
+    assert WavSpec.for_job(job) is None
+    with pytest.raises(UsageError, match=r"--format mp3 cannot be written to x\.wav"):
+        job_for("-f", "mp3", "-o", "x.wav", "Hi")
+
+
+def test_help_describes_wav() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "wav is pcm in a WAV file" in text
+    assert ".wav (pcm in WAV)" in text
+    assert "--wav write a WAV file: pcm, or mulaw/alaw with -f (telephony WAV)" in text
+    assert 'polly-stream -f mulaw -o call.wav "Thank you for calling."' in text
 
 
 # Text from stdin -------------------------------------------------------------------
@@ -390,7 +693,7 @@ def test_no_credentials(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "wav", "Hi."], "invalid choice: 'wav'"),
+        (["--format", "flac", "Hi."], "invalid choice: 'flac'"),
         (["--sample-rate", "fast", "Hi."], "expected a sample rate in Hz"),
         (["--region", "Mars Base", "Hi."], "region must look like"),
         (["--lexicon", "no-dashes", "Hi."], "lexicon_names"),
@@ -697,8 +1000,10 @@ def test_format_by_extension() -> None:
         ".ulaw": "mulaw",
         ".mulaw": "mulaw",
         ".alaw": "alaw",
+        ".wav": "pcm",  # inside a WAV container
     }
-    assert infer_format("speech.WAV") == "mp3"
+    assert infer_format("speech.WAV") == "pcm"
+    assert infer_format("speech.wave") == "mp3"
     assert infer_format("no-extension") == "mp3"
     assert infer_format(None) == "mp3"
     assert infer_format("/dev/fd/63") == "mp3"
