@@ -70,11 +70,21 @@ connection is trusted again (else it is closed)."""
 @dataclass(slots=True)
 class _Outbox:
     """Signed envelopes waiting for the wire; the body drains all that is ready
-    into one write (awscrt cannot disable Nagle's algorithm everywhere)."""
+    into one write (awscrt cannot disable Nagle's algorithm everywhere).
+
+    ``idle`` is set while the body waits for data: awscrt then has no write
+    of this stream in flight (each write completes before it asks for the
+    next chunk), the one moment a reset is safe (``ResponseStream.reset``).
+    After ``abort()`` nothing more is written and the body stays parked, so
+    it does not end the request (awscrt writes END_STREAM when it ends)
+    until ``close()``, once the reset stream is over.
+    """
 
     items: list[bytes] = field(default_factory=list[bytes])
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    aborted: bool = False
 
     def put(self, data: bytes) -> None:
         self.items.append(data)
@@ -84,15 +94,26 @@ class _Outbox:
         self.closed = True
         self.ready.set()
 
+    def abort(self) -> None:
+        self.aborted = True
+        self.items.clear()
+
     async def body(self) -> AsyncIterator[bytes]:
         while True:
+            self.idle.set()
             await self.ready.wait()
             self.ready.clear()
+            if self.aborted:
+                if self.closed:
+                    return
+                continue
             if self.items:
                 data = b"".join(self.items)
                 self.items.clear()
+                self.idle.clear()
                 yield data
             if self.closed and not self.items:
+                self.idle.clear()
                 return
 
 
@@ -143,7 +164,6 @@ class SynthesisStream:
         self._input_closed = input_closed
         self._finished = False
         self._cancelled = False
-        self._reset_sent = False
         self.opened = time.monotonic()
         self._last_activity = self.opened
         self.last_sent = self.opened
@@ -173,8 +193,10 @@ class SynthesisStream:
             return
         self._cancelled = True
         self._input_closed = True
-        self._outbox.close()
-        self._reset_sent = self._response.reset()
+        outbox = self._outbox
+        outbox.abort()
+        if outbox.idle.is_set() or self._response.writer_done():
+            self._response.reset()  # else: once the write in flight is done
         logger.debug("stream cancelled request_id=%s", self.request_id)
 
     async def send(self, text: str, *, flush: bool = False) -> None:
@@ -1016,16 +1038,18 @@ class PollyStreamingClient:
             exit_error = exc
             raise
         finally:
-            if outbox is not None and not outbox.closed:
-                outbox.close()
             if (
                 not reusable
                 and use_pool
                 and response is not None
+                and outbox is not None
                 and connection is not None
                 and not isinstance(exit_error, TransportError)
             ):
-                reusable = await _reset_for_reuse(response, connection)
+                outbox.abort()
+                reusable = await _reset_for_reuse(response, connection, outbox)
+            if outbox is not None and not outbox.closed:
+                outbox.close()  # only now: the reset stream is over
             if connection is not None and not reusable:
                 await connection.close()
             if response is not None:
@@ -1050,8 +1074,20 @@ async def _error_from(
     return protocol.error_response(status, headers, bytes(body))
 
 
-async def _reset_for_reuse(response: ResponseStream, connection: Connection) -> bool:
-    """Reset an unfinished stream; whether its connection can carry the next."""
+async def _reset_for_reuse(
+    response: ResponseStream, connection: Connection, outbox: _Outbox
+) -> bool:
+    """Reset an unfinished stream; whether its connection can carry the next.
+
+    The reset waits (briefly) for a request-body write in flight to finish
+    (see ``ResponseStream.reset``); any doubt closes the connection.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESET_CONFIRM_TIMEOUT
+    while not (outbox.idle.is_set() or response.writer_done()):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.001)
     if not response.reset():
         return False
     try:

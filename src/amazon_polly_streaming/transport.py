@@ -308,11 +308,12 @@ class ResponseStream:
     ``drain`` picks it up.
     """
 
-    __slots__ = ("_pending_read", "_stream")
+    __slots__ = ("_pending_read", "_reset", "_stream")
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self._pending_read: asyncio.Task[bytes] | None = None
+        self._reset: bool | None = None
 
     async def status(self, timeout: float) -> tuple[int, list[tuple[str, str]]]:
         """Wait for the response headers: the status and the header list.
@@ -407,11 +408,24 @@ class ResponseStream:
     def reset(self) -> bool:
         """Reset the stream now (``RST_STREAM``, CANCEL), for barge-in.
 
-        Returns whether the reset was queued; when it was, the connection
-        stays usable once ``completed()`` returns. ``False`` (awscrt's reset
-        is out of reach, see ``_crt_native``): close the connection instead.
+        Returns whether the reset was queued (once; later calls return the
+        first answer); when it was, the connection stays usable once
+        ``completed()`` returns. ``False`` (awscrt's reset is out of reach,
+        see ``_crt_native``): close the connection instead.
+
+        **Only while no request-body write is in flight** (the body iterator
+        is waiting for data, or has ended and ``writer_done()``): awscrt
+        0.38 crashes when one cross-thread batch carries both a reset and a
+        pending write of a stream that was waiting for writes.
         """
-        return _crt_native.reset_stream(self._stream)
+        if self._reset is None:
+            self._reset = _crt_native.reset_stream(self._stream)
+        return self._reset
+
+    def writer_done(self) -> bool:
+        """Whether awscrt finished writing the request body (every write done)."""
+        writer: asyncio.Task[None] | None = getattr(self._stream, "_writer", None)
+        return writer is None or writer.done()
 
     async def drain(self) -> None:
         """Finish a pending read after the stream ended (or its connection closed).

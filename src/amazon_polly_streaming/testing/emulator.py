@@ -58,7 +58,9 @@ class PollyEmulator:
     ``ServiceQuotaExceededException``; ``ms_per_character`` fixes the audio
     duration per character; ``audio_event_bytes`` the largest audio event;
     ``synthesis_delay`` a pause before each sentence's audio;
-    ``max_concurrent_streams`` the HTTP/2 setting it advertises.
+    ``max_concurrent_streams`` the HTTP/2 setting it advertises;
+    ``connection_idle_timeout`` (default: never) closes a connection that
+    carried no stream for that long (GOAWAY, then close), as servers do.
 
     It runs on the event loop that starts it (``async with``), or on its own
     loop in a thread it owns (``with emu.running_in_thread():``), which suits
@@ -80,6 +82,7 @@ class PollyEmulator:
         synthesis_delay: float = 0.0,
         max_concurrent_streams: int = 100,
         clock_skew: float = 300.0,
+        connection_idle_timeout: float | None = None,
         cert_dir: Path | None = None,
     ) -> None:
         creds = (
@@ -98,6 +101,12 @@ class PollyEmulator:
             if value <= 0:
                 msg = f"{name} must be positive, got {value}"
                 raise ValueError(msg)
+        if connection_idle_timeout is not None and connection_idle_timeout <= 0:
+            msg = (
+                "connection_idle_timeout must be positive, "
+                f"got {connection_idle_timeout}"
+            )
+            raise ValueError(msg)
         if audio_event_bytes < 1 or max_concurrent_streams < 1:
             msg = "audio_event_bytes and max_concurrent_streams must be at least 1"
             raise ValueError(msg)
@@ -117,6 +126,7 @@ class PollyEmulator:
             synthesis_delay=synthesis_delay,
             max_concurrent_streams=max_concurrent_streams,
             clock_skew=clock_skew,
+            connection_idle_timeout=connection_idle_timeout,
         )
         self.log = RequestLog()
         self.faults = FaultPlan()

@@ -98,6 +98,8 @@ class ConnectionRecord:
     goaway_sent: bool = False
     protocol_errors: list[str] = field(default_factory=list[str])
     closed: bool = False
+    closed_idle: bool = False
+    """The emulator closed it (GOAWAY) after ``connection_idle_timeout``."""
 
 
 @dataclass(slots=True)

@@ -110,6 +110,7 @@ class ServerConfig:
     synthesis_delay: float = 0.0
     max_concurrent_streams: int = 100
     clock_skew: float = 300.0
+    connection_idle_timeout: float | None = None
 
 
 class _HttpError(Exception):
@@ -247,6 +248,8 @@ class _Connection:
         self.connection_window = asyncio.Event()
         self.tasks: asyncio.TaskGroup | None = None
         self.lost = False
+        self.idle_since = asyncio.get_running_loop().time()
+        """When the last stream ended (for ``connection_idle_timeout``)."""
 
     def flush(self) -> None:
         """Write whatever the state machine has queued."""
@@ -285,12 +288,29 @@ class _Connection:
                 await self.writer.wait_closed()
 
     async def _read_loop(self) -> None:
+        idle_limit = self.config.connection_idle_timeout
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                data = await self.reader.read(_READ_SIZE)
+                if idle_limit is None:
+                    data = await self.reader.read(_READ_SIZE)
+                else:
+                    left = self.idle_since + idle_limit - loop.time()
+                    async with asyncio.timeout(
+                        max(left, 0.01) if not self.streams else idle_limit
+                    ):
+                        data = await self.reader.read(_READ_SIZE)
             except (ConnectionError, ssl.SSLError):
                 self.lost = True
                 data = b""
+            except TimeoutError:
+                if self.streams or loop.time() - self.idle_since < (idle_limit or 0):
+                    continue
+                # No stream for connection_idle_timeout: close it, as servers do.
+                self.record.closed_idle = self.record.goaway_sent = True
+                self.h2.close_connection()
+                self.flush()
+                return
             if not data:
                 self.lost = True
                 self._connection_lost()
@@ -396,6 +416,8 @@ class _Connection:
 
     def finished(self, stream: _Stream) -> None:
         self.streams.pop(stream.stream_id, None)
+        if not self.streams:
+            self.idle_since = asyncio.get_running_loop().time()
 
 
 def _now() -> datetime:
