@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("livekit.agents")
 
+from emulated import client_for, credentials_of
 from livekit.agents import (
     APIConnectionError,
     APIConnectOptions,
@@ -55,32 +56,13 @@ TEXT = "".join(WORDS)
 NO_RETRY = APIConnectOptions(max_retry=0)
 
 
-def creds_of(emu: PollyEmulator) -> AwsCredentials:
-    creds = emu.credentials
-    return AwsCredentials(
-        access_key_id=creds.access_key_id,
-        secret_access_key=creds.secret_access_key,
-        session_token=creds.session_token,
-    )
-
-
-def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=creds_of(emu),
-        **options,
-    )
-
-
 def tts_for(emu: PollyEmulator, **options: Any) -> PollyTTS:
     """A PollyTTS that builds its own client (the path users take)."""
     return PollyTTS(
         region=emu.region,
         endpoint_url=emu.endpoint_url,
         ca_bundle=str(emu.ca_path),
-        credentials=creds_of(emu),
+        credentials=credentials_of(emu),
         **options,
     )
 

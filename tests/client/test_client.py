@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from emulated import client_for, collect
 
 import amazon_polly_streaming.client as client_module
 from amazon_polly_streaming import (
@@ -18,7 +19,6 @@ from amazon_polly_streaming import (
     ThrottlingException,
     ValidationException,
 )
-from amazon_polly_streaming.credentials import AwsCredentials
 from amazon_polly_streaming.errors import (
     ResponseTimeoutError,
     StreamInterruptedError,
@@ -31,25 +31,6 @@ HELLO = "hello world, how are you today"
 
 # Every test here must leave no thread, fd or connection behind.
 pytestmark = pytest.mark.usefixtures("no_leaks")
-
-
-def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
-    creds = emu.credentials
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=creds.access_key_id,
-            secret_access_key=creds.secret_access_key,
-            session_token=creds.session_token,
-        ),
-        **options,
-    )
-
-
-async def collect(stream: AsyncIterator[bytes]) -> bytes:
-    return b"".join([chunk async for chunk in stream])
 
 
 # Basics -----------------------------------------------------------------------

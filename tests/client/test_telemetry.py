@@ -3,13 +3,12 @@ nothing at all without it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from emulated import client_for, collect
 
-from amazon_polly_streaming import PollyStreamingClient, ValidationException, metrics
-from amazon_polly_streaming.credentials import AwsCredentials
+from amazon_polly_streaming import ValidationException, metrics
 from amazon_polly_streaming.testing import PollyEmulator
 
 trace = pytest.importorskip("opentelemetry.trace")
@@ -39,24 +38,6 @@ def providers() -> None:
         otel_metrics.set_meter_provider(
             sdk_metrics.MeterProvider(metric_readers=[READER])
         )
-
-
-def client_for(emu: PollyEmulator) -> PollyStreamingClient:
-    creds = emu.credentials
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=creds.access_key_id,
-            secret_access_key=creds.secret_access_key,
-            session_token=creds.session_token,
-        ),
-    )
-
-
-async def collect(stream: AsyncIterator[bytes]) -> bytes:
-    return b"".join([chunk async for chunk in stream])
 
 
 def metric_points() -> dict[str, list[Any]]:

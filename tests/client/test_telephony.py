@@ -25,11 +25,11 @@ import contextlib
 import io
 import struct
 from array import array
-from collections.abc import AsyncIterator
 from typing import Any
 
 import audioop
 import pytest
+from emulated import client_for, collect
 
 from amazon_polly_streaming import (
     PollyStreamingClient,
@@ -37,7 +37,6 @@ from amazon_polly_streaming import (
     as_wav,
     wav_header,
 )
-from amazon_polly_streaming.credentials import AwsCredentials
 from amazon_polly_streaming.testing import Fault, PollyEmulator
 from amazon_polly_streaming.testing.audio import alaw_encode, mulaw_encode
 from amazon_polly_streaming.wav import WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW, WavEncoding
@@ -47,25 +46,6 @@ VOICE = "Joanna"
 
 # Every test here must leave no thread, fd or connection behind.
 pytestmark = pytest.mark.usefixtures("no_leaks")
-
-
-def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
-    creds = emu.credentials
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=creds.access_key_id,
-            secret_access_key=creds.secret_access_key,
-            session_token=creds.session_token,
-        ),
-        **options,
-    )
-
-
-async def collect(stream: AsyncIterator[bytes]) -> bytes:
-    return b"".join([chunk async for chunk in stream])
 
 
 def samples(pcm: bytes) -> array[int]:

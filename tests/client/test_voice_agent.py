@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from emulated import client_for, collect
 
 from amazon_polly_streaming import (
     AudioEvent,
@@ -18,7 +19,6 @@ from amazon_polly_streaming import (
     ValidationException,
     _crt_native,
 )
-from amazon_polly_streaming.credentials import AwsCredentials
 from amazon_polly_streaming.testing import Fault, PollyEmulator
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -28,25 +28,6 @@ LONG = " ".join(
     f"This is sentence number {n}, which is long enough to make several events."
     for n in range(12)
 )
-
-
-def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
-    creds = emu.credentials
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=creds.access_key_id,
-            secret_access_key=creds.secret_access_key,
-            session_token=creds.session_token,
-        ),
-        **options,
-    )
-
-
-async def collect(stream: AsyncIterator[bytes]) -> bytes:
-    return b"".join([chunk async for chunk in stream])
 
 
 async def settled(emu: PollyEmulator) -> list[str]:
