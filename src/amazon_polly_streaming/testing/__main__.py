@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-concurrent-streams", type=int, default=100)
     parser.add_argument(
+        "--connection-idle-timeout",
+        type=float,
+        default=None,
+        help="seconds; close connections idle that long (default: never)",
+    )
+    parser.add_argument(
         "--cert-dir", type=Path, default=None, help="where to write the test CA"
     )
     parser.add_argument(
@@ -79,6 +85,7 @@ async def _serve(args: argparse.Namespace) -> None:
         audio_event_bytes=args.audio_event_bytes,
         synthesis_delay=args.synthesis_delay,
         max_concurrent_streams=args.max_concurrent_streams,
+        connection_idle_timeout=args.connection_idle_timeout,
         cert_dir=args.cert_dir,
     )
     stop = asyncio.Event()
