@@ -35,6 +35,20 @@ client); cold one-shot (a fresh client, hence a fresh connection, per
 stream); concurrency 1/8/16/64 (ours with ``pool_size`` = concurrency); one
 long stream of >= 10 MB of audio sent as several text events; and, in-process
 for ours only, microbenchmarks of the hot path and a profile of warm streams.
+
+Voice-agent scenarios. *Prewarm* (ours only: no peer has an equivalent): a
+fresh client's first utterance, cold (the call connects) vs after
+``prewarm(1)`` vs the next call (warm), the process's idle connections closed
+before each fresh client. *Barge-in*: stop a several-sentence utterance at its
+first audio chunk, each client its own way (ours ``cancel()``, the JS SDK an
+``AbortController``, aws-sdk-polly and capo-polly have no cancel: close the
+stream / leave its context), then the next call on the same client; the
+connections carrying the calls are counted from ``/proc`` in the worker.
+*Incremental text*: the text arrives one word every 25 ms (like LLM tokens),
+paced by absolute deadlines; per sentence, the time from handing over its last
+word to its first audio byte (the emulator synthesizes a sentence as soon as
+it ends, with zero delay).
+
 Every stream has a timeout and every job a deadline: nothing hangs, errors
 are counted.
 
@@ -80,6 +94,22 @@ MS_PER_CHARACTER = 40.0
 BYTES_PER_CHARACTER = int(MS_PER_CHARACTER / 1000 * 16000 * 2)  # 1280
 SHORT_TEXT = "Hello world, how are you today."
 LEVELS_FULL = (1, 8, 16, 64)
+BARGE_IN_TEXT = (
+    "Sure, let me look that up for you right now. Your order number is four "
+    "five seven one. It shipped yesterday from our warehouse in Ohio. The "
+    "carrier expects to deliver it on Friday afternoon. You will get a text "
+    "message when it is out for delivery. Is there anything else I can help "
+    "you with today?"
+)
+"""The utterance barged in on: six sentences, ~370 KB of pcm."""
+INCREMENTAL_SENTENCES = (
+    "Thanks for calling, how can I help you today?",
+    "Your order shipped this morning and arrives on Friday.",
+    "Would you like me to send the tracking number?",
+    "I can also update the delivery address for you.",
+)
+WORD_INTERVAL_S = 0.025
+"""One word per 25 ms: about what an LLM streams tokens at."""
 
 type Json = dict[str, Any]
 
@@ -158,6 +188,10 @@ class Params:
     long_timeout_s: float
     micro_scale: float
     profile_streams: int
+    prewarm_samples: int
+    prewarm_warmup: int
+    bargein_streams: int
+    incremental_streams: int
 
 
 def params_for(*, quick: bool, rounds: int | None, profile: bool | None) -> Params:
@@ -178,6 +212,10 @@ def params_for(*, quick: bool, rounds: int | None, profile: bool | None) -> Para
             long_timeout_s=30.0,
             micro_scale=0.1,
             profile_streams=40 if profile else 0,
+            prewarm_samples=2,
+            prewarm_warmup=1,
+            bargein_streams=3,
+            incremental_streams=1,
         )
     return Params(
         mode="full",
@@ -195,6 +233,10 @@ def params_for(*, quick: bool, rounds: int | None, profile: bool | None) -> Para
         long_timeout_s=120.0,
         micro_scale=1.0,
         profile_streams=0 if profile is False else 300,
+        prewarm_samples=10,
+        prewarm_warmup=1,
+        bargein_streams=20,
+        incremental_streams=4,
     )
 
 
@@ -210,6 +252,17 @@ def long_text_events(chars: int, events: int) -> list[str]:
         total += len(sentence)
     per = math.ceil(len(sentences) / events)
     return ["".join(sentences[k : k + per]) for k in range(0, len(sentences), per)]
+
+
+def incremental_words() -> tuple[list[str], list[int]]:
+    """The incremental scenario's words (each with its trailing space, as a
+    tokenizer would hand them over) and the index of each sentence's last word."""
+    words: list[str] = []
+    ends: list[int] = []
+    for sentence in INCREMENTAL_SENTENCES:
+        words += [f"{word} " for word in sentence.split()]
+        ends.append(len(words) - 1)
+    return words, ends
 
 
 def expected_bytes(texts: list[str]) -> int:
@@ -439,6 +492,15 @@ class Scenario:
     key: str
     job: Json
     timeout_s: float
+    clients: tuple[str, ...] | None = None
+    """The clients that run it (``None``: every client); see ``NOT_RUN``."""
+
+
+VOICE_CLIENTS = ("ours", "aws-sdk-polly", "js", "capo")
+NOT_RUN: dict[str, str] = {
+    "prewarm": "prewarm: ours only; no peer has an API to open and handshake a "
+    "connection ahead of the first call (their rows show -)",
+}
 
 
 def scenarios(params: Params, base: Json) -> list[Scenario]:
@@ -505,8 +567,62 @@ def scenarios(params: Params, base: Json) -> list[Scenario]:
             st + params.long_timeout_s * params.long_streams + 30,
         )
     )
+    out += voice_scenarios(params, base, short_bytes)
     # Keep every job well inside the whole run's budget.
-    return [Scenario(s.key, s.job, min(s.timeout_s, 240.0)) for s in out]
+    return [Scenario(s.key, s.job, min(s.timeout_s, 240.0), s.clients) for s in out]
+
+
+def voice_scenarios(params: Params, base: Json, short_bytes: int) -> list[Scenario]:
+    """Prewarm (ours only), barge-in and incremental text."""
+    st = params.stream_timeout_s
+    short = [SHORT_TEXT]
+    words, ends = incremental_words()
+    sentence_bytes = [expected_bytes([s]) for s in INCREMENTAL_SENTENCES]
+    if sum(sentence_bytes) != expected_bytes(words):
+        raise HarnessError("incremental text: the sentences' audio does not add up")
+    return [
+        Scenario(
+            "prewarm",
+            {
+                **base,
+                "kind": "prewarm",
+                "texts": short,
+                "expected_bytes": short_bytes,
+                "warmup": params.prewarm_warmup,
+                "streams": params.prewarm_samples,
+            },
+            st * 4 * (params.prewarm_warmup + params.prewarm_samples) + 30,
+            ("ours",),
+        ),
+        Scenario(
+            "bargein",
+            {
+                **base,
+                "kind": "bargein",
+                "texts": short,
+                "expected_bytes": short_bytes,
+                "long_texts": [BARGE_IN_TEXT],
+                "long_bytes": expected_bytes([BARGE_IN_TEXT]),
+                "streams": params.bargein_streams,
+            },
+            st * 2 * (params.bargein_streams + 2) + 30,
+            VOICE_CLIENTS,
+        ),
+        Scenario(
+            "incremental",
+            {
+                **base,
+                "kind": "incremental",
+                "words": words,
+                "sentence_end_words": ends,
+                "sentence_bytes": sentence_bytes,
+                "word_interval_s": WORD_INTERVAL_S,
+                "streams": params.incremental_streams,
+            },
+            st * (params.incremental_streams + 1) + 30,
+            VOICE_CLIENTS,
+        ),
+    ]
 
 
 def rotated[T](items: Sequence[T], by: int) -> list[T]:
@@ -597,7 +713,7 @@ def run_plan(
                 for name in rotated(
                     [c for c in live if c in workers], round_no + index
                 ):
-                    if CLIENTS[name].baseline and scenario.key != "warm":
+                    if not _runs(scenario, name):
                         continue
                     _run_job(
                         run,
@@ -622,6 +738,13 @@ def run_plan(
     if "ours" in live and "ours" not in run.unavailable:
         _run_ours_extras(run, params, base, env)
     return run
+
+
+def _runs(scenario: Scenario, name: str) -> bool:
+    """Whether client ``name`` runs ``scenario`` (the floor: warm only)."""
+    if CLIENTS[name].baseline:
+        return scenario.key == "warm"
+    return scenario.clients is None or name in scenario.clients
 
 
 def _run_job(
@@ -744,7 +867,7 @@ def summarize(jobs: list[Json]) -> Json:
     per_round_cpu = [
         j["cpu_s"] / len(j["streams"]) * 1000 for j in good if j["streams"]
     ]
-    return {
+    return voice_summary(ok, good) | {
         "streams": n,
         "ok_streams": len(ok),
         "errors": n - len(ok),
@@ -772,6 +895,56 @@ def summarize(jobs: list[Json]) -> Json:
         "mb_per_s": audio / stream_seconds / 1e6 if stream_seconds else None,
         "cpu_ms_per_mb": cpu * 1000 / (audio / 1e6) if audio else None,
     }
+
+
+VOICE_MS_FIELDS = (
+    "after_prewarm_ttfa_ms",
+    "cold_ttfa_ms",
+    "warm_ttfa_ms",
+    "prewarm_ms",
+    "cancel_to_closed_ms",
+    "cancel_to_lease_free_ms",
+    "next_ttfa_ms",
+)
+
+
+def voice_summary(ok: list[Json], good: list[Json]) -> Json:
+    """The voice-agent scenarios' own figures (absent from the others)."""
+    out: Json = {}
+    for name in VOICE_MS_FIELDS:
+        values = [float(s[name]) for s in ok if s.get(name) is not None]
+        if values:
+            stem = name.removesuffix("_ms")
+            out[f"{stem}_p50_ms"] = percentile(values, 50)
+            out[f"{stem}_p95_ms"] = percentile(values, 95)
+    after = [
+        s["audio_after_cancel_bytes"] for s in ok if "audio_after_cancel_bytes" in s
+    ]
+    if after:
+        out["audio_after_cancel_bytes_mean"] = sum(after) / len(after)
+    latencies = [float(x) for s in ok for x in s.get("sentence_latency_ms", [])]
+    if latencies:
+        p50 = percentile(latencies, 50) or 0.0  # never None: not empty
+        p95 = percentile(latencies, 95) or 0.0
+        out |= {
+            "sentences": len(latencies),
+            "sentence_latency_p50_ms": p50,
+            "sentence_latency_p95_ms": p95,
+            "sentence_latency_spread_ms": p95 - p50,
+            "sentence_latency_max_ms": max(latencies),
+            "schedule_slip_max_ms": max(s["schedule_slip_max_ms"] for s in ok),
+        }
+    barge = [j for j in good if "new_connections" in j]
+    calls = sum(len(j["streams"]) for j in barge)
+    if barge and calls:
+        new = sum(int(j["new_connections"]) for j in barge)
+        out["barge_ins"] = calls
+        out["new_connections"] = new
+        out["new_connections_per_100"] = new / calls * 100
+        opened = [j.get("connections_opened_by_client") for j in barge]
+        if all(o is not None for o in opened):
+            out["connections_opened_by_client"] = sum(int(o) for o in opened if o)
+    return out
 
 
 def summaries(run: Run) -> dict[str, dict[str, Json]]:
@@ -909,12 +1082,102 @@ def build_rows(
             digits=0,
         ),
         Row("long (≥10 MB)", "errors", metric("long", "errors"), digits=0),
+        *voice_rows(metric),
         Row(
             "start-up", "process ready, wall p50 (ms) ↓", boot("wall_p50_ms"), digits=0
         ),
         Row("start-up", "process ready, CPU p50 (ms) ↓", boot("cpu_p50_ms"), digits=0),
     ]
     return rows
+
+
+def voice_rows(
+    metric: Callable[[str, str], Callable[[str], float | None]],
+) -> list[Row]:
+    """The voice-agent scenarios' rows (``metric(scenario, field)``)."""
+    prewarm = "prewarm: first utterance"
+    barge = "barge-in"
+    words = f"incremental text (a word / {WORD_INTERVAL_S * 1000:g} ms)"
+    return [
+        Row(
+            prewarm,
+            "TTFA p50, cold: the call connects (ms) ↓",
+            metric("prewarm", "cold_ttfa_p50_ms"),
+        ),
+        Row(
+            prewarm,
+            "TTFA p50 after prewarm(1) (ms) ↓",
+            metric("prewarm", "after_prewarm_ttfa_p50_ms"),
+        ),
+        Row(
+            prewarm,
+            "TTFA p50, warm: the next call (ms) ↓",
+            metric("prewarm", "warm_ttfa_p50_ms"),
+        ),
+        Row(prewarm, "TTFA p95, cold (ms) ↓", metric("prewarm", "cold_ttfa_p95_ms")),
+        Row(
+            prewarm,
+            "TTFA p95 after prewarm(1) (ms) ↓",
+            metric("prewarm", "after_prewarm_ttfa_p95_ms"),
+        ),
+        Row(prewarm, "TTFA p95, warm (ms) ↓", metric("prewarm", "warm_ttfa_p95_ms")),
+        Row(
+            prewarm, "prewarm(1) itself p50 (ms) ↓", metric("prewarm", "prewarm_p50_ms")
+        ),
+        Row(prewarm, "errors", metric("prewarm", "errors"), digits=0),
+        Row(
+            barge,
+            "cancel → call closed p50 (ms) ↓",
+            metric("bargein", "cancel_to_closed_p50_ms"),
+        ),
+        Row(
+            barge,
+            "cancel → call closed p95 (ms) ↓",
+            metric("bargein", "cancel_to_closed_p95_ms"),
+        ),
+        Row(
+            barge,
+            "cancel → lease free p50 (ms) ↓",
+            metric("bargein", "cancel_to_lease_free_p50_ms"),
+        ),
+        Row(
+            barge,
+            "cancel → lease free p95 (ms) ↓",
+            metric("bargein", "cancel_to_lease_free_p95_ms"),
+        ),
+        Row(
+            barge,
+            "audio handed over after cancel (B / barge-in) ↓",
+            metric("bargein", "audio_after_cancel_bytes_mean"),
+            digits=0,
+        ),
+        Row(
+            barge,
+            "new connections / 100 barge-ins ↓",
+            metric("bargein", "new_connections_per_100"),
+            digits=0,
+        ),
+        Row(barge, "next call TTFA p50 (ms) ↓", metric("bargein", "next_ttfa_p50_ms")),
+        Row(barge, "next call TTFA p95 (ms) ↓", metric("bargein", "next_ttfa_p95_ms")),
+        Row(barge, "errors", metric("bargein", "errors"), digits=0),
+        Row(
+            words,
+            "sentence end → its first audio p50 (ms) ↓",
+            metric("incremental", "sentence_latency_p50_ms"),
+        ),
+        Row(
+            words,
+            "sentence end → its first audio p95 (ms) ↓",
+            metric("incremental", "sentence_latency_p95_ms"),
+        ),
+        Row(
+            words,
+            "… p95 - p50 (ms) ↓",
+            metric("incremental", "sentence_latency_spread_ms"),
+        ),
+        Row(words, "… max (ms) ↓", metric("incremental", "sentence_latency_max_ms")),
+        Row(words, "errors", metric("incremental", "errors"), digits=0),
+    ]
 
 
 def markdown_table(rows: list[Row], clients: list[str]) -> list[str]:
@@ -1032,6 +1295,7 @@ def targets(
             f"({_fmt(ratio, 2)}x)",
             ok and ratio is not None and ratio <= 1.2,
         )
+    voice_targets(get, clients, add)
     if micro and micro.get("ok"):
         rate = float(micro["payload_mb_s_64k_16k_pieces"])
         whole = float(micro["payload_mb_s_64k_whole"])
@@ -1041,6 +1305,45 @@ def targets(
             min(rate, whole) >= 500,
         )
     return out
+
+
+def voice_targets(
+    get: Callable[[str, str, str], float | None],
+    clients: list[str],
+    add: Callable[..., None],
+) -> None:
+    """The voice-agent targets: incremental text without stalls, and a
+    barge-in that keeps the connection."""
+    p50 = get("incremental", "ours", "sentence_latency_p50_ms")
+    p95 = get("incremental", "ours", "sentence_latency_p95_ms")
+    if p50 is not None and p95 is not None:
+        add(
+            "incremental text: ours p95 within 2 ms of its p50 (no Nagle stalls)",
+            f"p50 {p50:.2f} ms, p95 {p95:.2f} ms: {p95 - p50:+.2f} ms",
+            p95 - p50 <= 2.0,
+        )
+        peers = {
+            c: v
+            for c in clients
+            if c != "ours"
+            and (v := get("incremental", c, "sentence_latency_p95_ms")) is not None
+        }
+        if peers:
+            add(
+                "incremental text: ours p95 below every peer's",
+                f"ours {p95:.2f} ms; "
+                + ", ".join(f"{c} {v:.2f} ms" for c, v in peers.items()),
+                all(p95 < v for v in peers.values()),
+            )
+    new = get("bargein", "ours", "new_connections")
+    calls = get("bargein", "ours", "barge_ins")
+    if new is not None and calls:
+        add(
+            "barge-in: the connection is reused (no new connection)",
+            f"{new:.0f} new connection(s) over {calls:.0f} barge-ins and their "
+            "next calls",
+            new == 0,
+        )
 
 
 def micro_lines(micro: Json | None) -> list[str]:
@@ -1171,7 +1474,7 @@ COLORS = {
 
 
 class _Chart:
-    """The six panels of ``latest.png`` (matplotlib objects are untyped: Any)."""
+    """The nine panels of ``latest.png`` (matplotlib objects are untyped: Any)."""
 
     def __init__(
         self,
@@ -1191,25 +1494,115 @@ class _Chart:
         self, ax: Any, metric50: str, metric95: str | None, title: str, unit: str
     ) -> None:
         """Bars per client for warm and cold; p95 as a black tick."""
-        groups = ["warm", "cold"]
-        width = 0.8 / max(1, len(self.clients))
-        for i, client in enumerate(self.clients):
-            offset = (i - (len(self.clients) - 1) / 2) * width
+        self.grouped(
+            ax,
+            [
+                ("warm (same client)", "warm", metric50, metric95),
+                ("cold (new client)", "cold", metric50, metric95),
+            ],
+            self.clients,
+        )
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+
+    def grouped(
+        self,
+        ax: Any,
+        groups: list[tuple[str, str, str, str | None]],
+        clients: list[str],
+    ) -> None:
+        """Per group (label, scenario, p50 metric, p95 metric): a bar per
+        client at p50, its p95 as a black tick."""
+        width = 0.8 / max(1, len(clients))
+        for i, client in enumerate(clients):
+            offset = (i - (len(clients) - 1) / 2) * width
             xs = [g + offset for g in range(len(groups))]
-            p50 = [self.val(g, client, metric50) for g in groups]
+            p50 = [self.val(key, client, m50) for _, key, m50, _ in groups]
             ax.bar(xs, p50, width, label=client, color=COLORS.get(client))
-            if metric95 is not None:
-                p95 = [self.val(g, client, metric95) for g in groups]
-                ax.scatter(xs, p95, marker="_", s=300, color="black", zorder=3)
-            tops = [self.val(g, client, metric95 or metric50) for g in groups]
-            for x, y, top in zip(xs, p50, tops, strict=True):
+            p95 = [
+                float("nan") if m95 is None else self.val(key, client, m95)
+                for _, key, _, m95 in groups
+            ]
+            ax.scatter(xs, p95, marker="_", s=300, color="black", zorder=3)
+            for x, y, top in zip(xs, p50, p95, strict=True):
                 if not math.isnan(y):
                     at = y if math.isnan(top) else max(y, top)
                     ax.annotate(f"{y:.1f}", (x, at), ha="center", va="bottom", size=7)
-        ax.set_xticks(range(len(groups)), ["warm (same client)", "cold (new client)"])
-        ax.set_title(title)
-        ax.set_ylabel(unit)
+        ax.set_xticks(range(len(groups)), [label for label, *_ in groups])
         ax.grid(axis="y", alpha=0.3)
+
+    @staticmethod
+    def legend_on_top(ax: Any) -> None:
+        """The legend in one row above the bars (room made for it)."""
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * 1.2)
+        ax.legend(fontsize=8, loc="upper center", ncol=4)
+
+    def prewarm(self, ax: Any) -> None:
+        self.grouped(
+            ax,
+            [
+                ("cold", "prewarm", "cold_ttfa_p50_ms", "cold_ttfa_p95_ms"),
+                (
+                    "after prewarm(1)",
+                    "prewarm",
+                    "after_prewarm_ttfa_p50_ms",
+                    "after_prewarm_ttfa_p95_ms",
+                ),
+                ("warm (next call)", "prewarm", "warm_ttfa_p50_ms", "warm_ttfa_p95_ms"),
+            ],
+            [c for c in self.clients if c == "ours"],
+        )
+        ax.set_title("First utterance TTFA, fresh client (ours; bar p50, - p95)")
+        ax.set_ylabel("ms")
+        self.legend_on_top(ax)
+
+    def barge_in(self, ax: Any) -> None:
+        shown = [
+            c
+            for c in self.clients
+            if "bargein" in self.sums and c in self.sums["bargein"]
+        ]
+        self.grouped(
+            ax,
+            [
+                (
+                    "cancel → call closed",
+                    "bargein",
+                    "cancel_to_closed_p50_ms",
+                    "cancel_to_closed_p95_ms",
+                ),
+                ("next call's TTFA", "bargein", "next_ttfa_p50_ms", "next_ttfa_p95_ms"),
+            ],
+            shown,
+        )
+        ax.set_title("Barge-in at the first audio chunk (bar p50, - p95)")
+        ax.set_ylabel("ms")
+        self.legend_on_top(ax)
+
+    def incremental(self, ax: Any) -> None:
+        shown = [
+            c
+            for c in self.clients
+            if "incremental" in self.sums and c in self.sums["incremental"]
+        ]
+        self.grouped(
+            ax,
+            [
+                (
+                    "sentence end → its first audio",
+                    "incremental",
+                    "sentence_latency_p50_ms",
+                    "sentence_latency_p95_ms",
+                ),
+            ],
+            shown,
+        )
+        ax.set_title(
+            f"Incremental text, a word / {WORD_INTERVAL_S * 1000:g} ms (bar p50, - p95)"
+        )
+        ax.set_ylabel("ms")
+        self.legend_on_top(ax)
 
     def long_rate(self, ax: Any) -> None:
         rates = [self.val("long", c, "mb_per_s") for c in self.clients]
@@ -1260,7 +1653,7 @@ def write_chart(
     except ImportError:
         return "matplotlib is not installed in .venv"
     chart = _Chart(sums, clients, levels)
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
+    fig, axes = plt.subplots(3, 3, figsize=(16, 14))
     chart.warm_cold(
         axes[0][0],
         "ttfa_p50_ms",
@@ -1293,6 +1686,9 @@ def write_chart(
     chart.by_level(
         axes[1][2], "streams_per_s", "Throughput vs concurrency", "streams/s"
     )
+    chart.prewarm(axes[2][0])
+    chart.barge_in(axes[2][1])
+    chart.incremental(axes[2][2])
     fig.suptitle(
         "Polly streaming clients vs the local emulator (loopback, pcm 16 kHz; short "
         f"utterance = {len(SHORT_TEXT)} chars, "
@@ -1357,6 +1753,20 @@ def write_outputs(
         "text events. Client CPU = the worker process's own rusage (all threads) "
         "over the measured part; emulator CPU from /proc over the same span.",
         "",
+        f"Voice agents. Prewarm: {params.prewarm_samples} fresh clients/round "
+        "each way, the process's idle connections closed before each: the first "
+        "call cold, or after `prewarm(1)`; warm = that client's next call. "
+        f"Barge-in: {params.bargein_streams}/round; a {len(BARGE_IN_TEXT)}-char, "
+        "six-sentence utterance stopped at its first audio chunk, then a short "
+        'call on the same client; "call closed" = the client\'s iteration or '
+        "context is over; new connections = sockets to the emulator carrying "
+        "these calls that were not open before them (from /proc). Incremental "
+        f"text: {params.incremental_streams} stream(s)/round of "
+        f"{len(INCREMENTAL_SENTENCES)} sentences "
+        f"({len(incremental_words()[0])} words), one word handed to the client "
+        f"every {WORD_INTERVAL_S * 1000:g} ms on absolute deadlines; latency = "
+        "last word of a sentence handed over → that sentence's first audio byte.",
+        "",
         "Clients: "
         + "; ".join(
             f"**{c}** = {CLIENTS[c].title} "
@@ -1400,6 +1810,21 @@ def write_outputs(
         "- long: the rate is bounded by the emulator (Python h2, one write + "
         "drain per 4 KiB event; compare its CPU with the stream's duration); "
         "client CPU per MB is the client's own figure.",
+    ]
+    md += [
+        f"- {NOT_RUN['prewarm']}.",
+        "- barge-in, how each client stops: ours `AudioStream.cancel()` (HTTP/2 "
+        "RST_STREAM; the connection goes back to the pool); js an "
+        "AbortController on the command (RST_STREAM, and its isolated session "
+        "is destroyed; iteration ends without an error); aws-sdk-polly and "
+        "capo-polly have no cancel: `DuplexEventStream.close()` / leaving the "
+        "`async with`, which stop the application's reading but reset nothing: "
+        "the service sends the rest of the audio (and bills it), which the "
+        'transport reads and drops. "lease free" is ours alone (its '
+        "`pool_stats()`).",
+        "- incremental text: each word is its own text event as soon as the "
+        "client takes it; capo-polly takes an async iterator of input events, "
+        "so it runs this scenario too.",
     ]
     for name, reason in run.unavailable.items():
         md.append(f"- **{name} left out**: {reason}")

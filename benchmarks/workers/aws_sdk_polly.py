@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import importlib.metadata
 import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ from smithy_http.aio.crt import (  # noqa: E402
     AWSCRTHTTPClient,
     AWSCRTHTTPClientConfig,
 )
-from worker_common import Job, OnAudio, serve  # noqa: E402
+from worker_common import Job, OnAudio, OnAudioStop, serve  # noqa: E402
 
 
 class _TrustingTransport(AWSCRTHTTPClient):
@@ -58,6 +60,39 @@ class _TrustingTransport(AWSCRTHTTPClient):
 
     def __deepcopy__(self, memo: Any) -> _TrustingTransport:
         return self  # the SDK copies its config per call: keep one transport
+
+
+def _request(job: Job) -> StartSpeechSynthesisStreamInput:
+    return StartSpeechSynthesisStreamInput(
+        engine="generative",
+        voice_id=job["voice_id"],
+        output_format=job["output_format"],
+        sample_rate=job["sample_rate"],
+    )
+
+
+async def _send_all(stream: Any, texts: AsyncIterator[str]) -> None:
+    """Each text as its own TextEvent as it comes, then the close."""
+    async for text in texts:
+        await stream.input_stream.send(
+            StartSpeechSynthesisStreamActionStreamTextEvent(value=TextEvent(text=text))
+        )
+    await stream.input_stream.send(
+        StartSpeechSynthesisStreamActionStreamCloseStreamEvent(value=CloseStreamEvent())
+    )
+    await stream.input_stream.close()
+
+
+async def _listed(texts: list[str]) -> AsyncIterator[str]:
+    for text in texts:
+        yield text
+
+
+async def _stop(sender: asyncio.Task[None]) -> None:
+    if not sender.done():
+        sender.cancel()
+        with contextlib.suppress(BaseException):
+            await sender
 
 
 class AwsSdkPolly:
@@ -75,13 +110,7 @@ class AwsSdkPolly:
     async def synthesize(
         self, client: Any, job: Job, texts: list[str], on_audio: OnAudio
     ) -> None:
-        request = StartSpeechSynthesisStreamInput(
-            engine="generative",
-            voice_id=job["voice_id"],
-            output_format=job["output_format"],
-            sample_rate=job["sample_rate"],
-        )
-        stream = await client.start_speech_synthesis_stream(request)
+        stream = await client.start_speech_synthesis_stream(_request(job))
 
         async def send() -> None:
             for text in texts:
@@ -107,10 +136,47 @@ class AwsSdkPolly:
             # The input side must have finished too (a stream is done both ways).
             await asyncio.wait_for(asyncio.shield(sender), 10)
         finally:
-            if not sender.done():
-                sender.cancel()
-                with contextlib.suppress(BaseException):
-                    await sender
+            await _stop(sender)
+
+    async def synthesize_words(
+        self, client: Any, job: Job, words: AsyncIterator[str], on_audio: OnAudio
+    ) -> None:
+        stream = await client.start_speech_synthesis_stream(_request(job))
+        sender = asyncio.create_task(_send_all(stream, words))
+        try:
+            _, output = await stream.await_output()
+            while (event := await output.receive()) is not None:
+                if isinstance(event, StartSpeechSynthesisStreamEventStreamAudioEvent):
+                    on_audio(event.value.audio_chunk or b"")
+            await output.close()
+            # The input side must have finished too (a stream is done both ways).
+            await asyncio.wait_for(asyncio.shield(sender), 10)
+        finally:
+            await _stop(sender)
+
+    async def barge_in(
+        self, client: Any, job: Job, texts: list[str], on_audio: OnAudioStop
+    ) -> dict[str, float]:
+        """The SDK has no cancel: the application stops the way its docs show,
+        ``DuplexEventStream.close()`` (closes the input and the output
+        receiver). Nothing resets the HTTP/2 stream: the service still sends
+        the rest, which the transport reads and drops."""
+        marks: dict[str, float] = {}
+        stream = await client.start_speech_synthesis_stream(_request(job))
+        sender = asyncio.create_task(_send_all(stream, _listed(texts)))
+        try:
+            _, output = await stream.await_output()
+            while (event := await output.receive()) is not None:
+                if isinstance(
+                    event, StartSpeechSynthesisStreamEventStreamAudioEvent
+                ) and on_audio(event.value.audio_chunk or b""):
+                    marks["cancel"] = time.perf_counter()
+                    await stream.close()
+                    break
+            marks["closed"] = time.perf_counter()
+        finally:
+            await _stop(sender)
+        return marks
 
     async def close(self, client: Any) -> None:
         await client.close()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import importlib.metadata
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import zapros
 from capo_polly import AsyncPollyClient
-from worker_common import Job, OnAudio, serve
+from worker_common import Job, OnAudio, OnAudioStop, serve
 
 
 class Capo:
@@ -63,6 +64,53 @@ class Capo:
                 audio = event.get("AudioEvent")
                 if audio is not None:
                     on_audio(audio.get("audio_chunk", b""))
+
+    async def synthesize_words(
+        self, client: Any, job: Job, words: AsyncIterator[str], on_audio: OnAudio
+    ) -> None:
+        async def actions() -> AsyncIterator[Any]:
+            async for word in words:
+                yield {"TextEvent": {"text": word}}
+            yield {"CloseStreamEvent": {}}
+
+        async with client.start_speech_synthesis_stream(
+            engine="generative",
+            output_format=job["output_format"],
+            voice_id=job["voice_id"],
+            sample_rate=job["sample_rate"],
+            action_stream=actions(),
+        ) as output:
+            async for event in output["event_stream"]:
+                audio = event.get("AudioEvent")
+                if audio is not None:
+                    on_audio(audio.get("audio_chunk", b""))
+
+    async def barge_in(
+        self, client: Any, job: Job, texts: list[str], on_audio: OnAudioStop
+    ) -> dict[str, float]:
+        """No cancel in the API: leave the ``async with`` (its exit closes the
+        response)."""
+        marks: dict[str, float] = {}
+
+        async def actions() -> AsyncIterator[Any]:
+            for text in texts:
+                yield {"TextEvent": {"text": text}}
+            yield {"CloseStreamEvent": {}}
+
+        async with client.start_speech_synthesis_stream(
+            engine="generative",
+            output_format=job["output_format"],
+            voice_id=job["voice_id"],
+            sample_rate=job["sample_rate"],
+            action_stream=actions(),
+        ) as output:
+            async for event in output["event_stream"]:
+                audio = event.get("AudioEvent")
+                if audio is not None and on_audio(audio.get("audio_chunk", b"")):
+                    marks["cancel"] = time.perf_counter()
+                    break
+        marks["closed"] = time.perf_counter()
+        return marks
 
     async def close(self, client: Any) -> None:
         await client.__aexit__(None, None, None)

@@ -1,6 +1,14 @@
 """Benchmark worker for this project's client (``benchmarks/run.py`` runs it in .venv).
 
-Besides the shared scenarios (``worker_common``) it runs two in-process kinds:
+Besides the shared scenarios (``worker_common``) it runs three kinds of its own:
+
+* ``prewarm``: the first utterance of a fresh client, three ways, per sample:
+  cold (no connection open: the call connects), after ``prewarm(1)`` (timed
+  too), and the next call on the same client (warm). The process-wide idle
+  cache is emptied (``close_idle_connections()``) before each fresh client,
+  so every sample really starts cold. The order of the cold and prewarmed
+  clients alternates per sample. ``on_metrics`` checks each call ran on the
+  connection it should have (cold: a new one; after a prewarm: a reused one).
 
 * ``micro``: the hot path, call by call: encode + sign one ``TextEvent``
   (``protocol.text_event`` + ``EventSigner.envelope``), sign one request,
@@ -14,6 +22,7 @@ Besides the shared scenarios (``worker_common``) it runs two in-process kinds:
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import importlib.metadata
 import io
@@ -22,22 +31,34 @@ import pstats
 import re
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import asdict
 from typing import Any
 
 from worker_common import (
     Job,
     OnAudio,
+    OnAudioStop,
+    Span,
+    StreamResult,
     cpu_seconds,
+    measured,
     one_stream,
     serve,
 )
 
-from amazon_polly_streaming import AwsCredentials, PollyStreamingClient, protocol
+from amazon_polly_streaming import (
+    AwsCredentials,
+    PollyStreamingClient,
+    StreamMetrics,
+    protocol,
+)
 from amazon_polly_streaming.eventstream import encode_message
 from amazon_polly_streaming.signing import EventSigner, sign_request
 from amazon_polly_streaming_generated import serde
 from amazon_polly_streaming_generated.shapes import AudioEvent
+
+type Json = dict[str, Any]
 
 SEED = "0" * 64  # any hex signature seeds an event-signature chain
 
@@ -49,16 +70,25 @@ def _credentials(job: Job) -> AwsCredentials:
     )
 
 
+def _client(
+    job: Job,
+    concurrency: int,
+    on_metrics: Callable[[StreamMetrics], object] | None = None,
+) -> PollyStreamingClient:
+    return PollyStreamingClient(
+        job["region"],
+        endpoint_url=job["endpoint_url"],
+        ca_bundle=job["ca_path"],
+        credentials=_credentials(job),
+        pool_size=max(1, concurrency),
+        max_attempts=1,  # count errors, never hide them behind retries
+        on_metrics=on_metrics,
+    )
+
+
 class Ours:
     async def make(self, job: Job, concurrency: int) -> PollyStreamingClient:
-        return PollyStreamingClient(
-            job["region"],
-            endpoint_url=job["endpoint_url"],
-            ca_bundle=job["ca_path"],
-            credentials=_credentials(job),
-            pool_size=max(1, concurrency),
-            max_attempts=1,  # count errors, never hide them behind retries
-        )
+        return _client(job, concurrency)
 
     async def synthesize(
         self, client: Any, job: Job, texts: list[str], on_audio: OnAudio
@@ -76,6 +106,139 @@ class Ours:
 
     async def close(self, client: Any) -> None:
         await client.close()
+
+    async def synthesize_words(
+        self, client: Any, job: Job, words: AsyncIterator[str], on_audio: OnAudio
+    ) -> None:
+        assert isinstance(client, PollyStreamingClient)
+        async with client.start_speech_synthesis_stream(
+            text=words,
+            voice_id=job["voice_id"],
+            output_format=job["output_format"],
+            sample_rate=job["sample_rate"],
+        ) as audio:
+            async for chunk in audio:
+                on_audio(chunk)
+
+    async def barge_in(
+        self, client: Any, job: Job, texts: list[str], on_audio: OnAudioStop
+    ) -> dict[str, float]:
+        """``cancel()`` at the wanted chunk; ``closed`` when the ``async with``
+        is left. ``lease_free``: the first moment ``pool_stats().leased`` is
+        seen at 0: when the iteration ends (the lease goes back as the call's
+        generator finishes), else at the ``async with``'s exit, else polled
+        every millisecond. Not a busy ``asyncio.sleep(0)`` poll: that holds
+        the GIL against awscrt's thread, whose callbacks then wait out the
+        interpreter's 5 ms switch interval, one after another, and the
+        measurement would make the cancel look 10-100x slower than it is."""
+        assert isinstance(client, PollyStreamingClient)
+        marks: dict[str, float] = {}
+
+        def lease_free() -> bool:
+            if "cancel" in marks and not client.pool_stats().leased:
+                marks.setdefault("lease_free", time.perf_counter())
+                return True
+            return False
+
+        audio = client.start_speech_synthesis_stream(
+            text=texts[0] if len(texts) == 1 else texts,
+            voice_id=job["voice_id"],
+            output_format=job["output_format"],
+            sample_rate=job["sample_rate"],
+        )
+        async with audio:
+            async for chunk in audio:
+                if on_audio(chunk) and "cancel" not in marks:
+                    marks["cancel"] = time.perf_counter()
+                    audio.cancel()
+            lease_free()
+        marks["closed"] = time.perf_counter()
+        if "cancel" in marks:
+            # A poll: the client signals no lease release (and it is freed
+            # by now in practice: this loop is a fallback, bounded by the
+            # stream's timeout).
+            while not lease_free():  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            if audio.metrics.outcome != "cancelled":
+                msg = f"cancelled call ended with outcome {audio.metrics.outcome!r}"
+                raise RuntimeError(msg)
+        return marks
+
+    def start_clean(self) -> None:
+        """Close the idle connections earlier jobs left in the process cache."""
+        PollyStreamingClient.close_idle_connections()
+
+    def connections_opened(self, client: Any) -> int:
+        assert isinstance(client, PollyStreamingClient)
+        return client.pool_stats().connections_opened
+
+
+# Prewarm ----------------------------------------------------------------------
+
+
+async def prewarm(job: Job) -> dict[str, Any]:
+    """Cold vs after ``prewarm(1)`` vs warm first-utterance TTFA (module docs)."""
+    adapter = Ours()
+    texts, expected = job["texts"], int(job["expected_bytes"])
+    timeout = float(job["stream_timeout_s"])
+
+    async def fresh(*, warm_up: bool) -> tuple[StreamResult, StreamResult, Json]:
+        """A fresh client in a process with no idle connection: its first
+        call (after ``prewarm(1)`` if ``warm_up``), then its second."""
+        PollyStreamingClient.close_idle_connections()
+        await asyncio.sleep(0.005)  # the closes run on awscrt's thread: let them end
+        calls: list[StreamMetrics] = []
+        client = _client(job, 1, on_metrics=calls.append)
+        facts: Json = {"prewarm_ms": None, "opened": None, "reused": []}
+        try:
+            if warm_up:
+                began = time.perf_counter()
+                async with asyncio.timeout(timeout):
+                    facts["opened"] = await client.prewarm(1)
+                facts["prewarm_ms"] = (time.perf_counter() - began) * 1000
+            first = await one_stream(adapter, client, job, texts, expected)
+            second = await one_stream(adapter, client, job, texts, expected)
+        finally:
+            await client.close()
+        facts["reused"] = [m.connection_reused for m in calls]
+        return first, second, facts
+
+    async def sample(index: int) -> Json:
+        if index % 2:
+            warmed = await fresh(warm_up=True)
+            cold = await fresh(warm_up=False)
+        else:
+            cold = await fresh(warm_up=False)
+            warmed = await fresh(warm_up=True)
+        after, warm, facts = warmed
+        first_cold, _, cold_facts = cold
+        error = first_cold.error or after.error or warm.error
+        if error is None and facts["opened"] != 1:
+            error = f"prewarm(1) opened {facts['opened']} connections, not 1"
+        if error is None and cold_facts["reused"][:1] != [False]:
+            error = "the cold call did not open its own connection"
+        if error is None and facts["reused"] != [True, True]:
+            error = f"calls after the prewarm reused a connection: {facts['reused']}"
+        return asdict(after) | {
+            "error": error,
+            "after_prewarm_ttfa_ms": after.ttfa_ms,
+            "cold_ttfa_ms": first_cold.ttfa_ms,
+            "warm_ttfa_ms": warm.ttfa_ms,
+            "prewarm_ms": facts["prewarm_ms"],
+        }
+
+    warmup = [await sample(i) for i in range(int(job["warmup"]))]
+    span = Span()
+    with measured(job, span):
+        streams = [await sample(i) for i in range(int(job["streams"]))]
+    return {
+        "id": job["id"],
+        "kind": "prewarm",
+        "ok": True,
+        **asdict(span),
+        "streams": streams,
+        "warmup_errors": [w["error"] for w in warmup if w["error"]],
+    }
 
 
 # Microbenchmarks -------------------------------------------------------------
@@ -340,7 +503,7 @@ def main() -> int:
         Ours(),
         client="ours",
         versions=versions,
-        extra={"micro": micro, "profile": profile},
+        extra={"micro": micro, "profile": profile, "prewarm": prewarm},
     )
 
 
