@@ -2001,7 +2001,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_start=load_start,
     )
     print(text)
-    say(f"[bench] wrote {out_dir.relative_to(ROOT)}/latest.{{md,json,png}}")
+    shown = out_dir.resolve()
+    where = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    say(f"[bench] wrote {where}/latest.{{md,json,png}}")
     ran = [c for c in clients if c not in run.unavailable]
     return 0 if "ours" not in clients or "ours" in ran else 1
 
