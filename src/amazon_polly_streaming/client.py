@@ -14,7 +14,6 @@ from collections.abc import (
     Callable,
     Iterable,
 )
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -67,56 +66,6 @@ RESET_CONFIRM_TIMEOUT = 2.0
 connection is trusted again (else it is closed)."""
 
 
-@dataclass(slots=True)
-class _Outbox:
-    """Signed envelopes waiting for the wire; the body drains all that is ready
-    into one write (awscrt cannot disable Nagle's algorithm everywhere).
-
-    ``idle`` is set while the body waits for data: awscrt then has no write
-    of this stream in flight (each write completes before it asks for the
-    next chunk), the one moment a reset is safe (``ResponseStream.reset``).
-    After ``abort()`` nothing more is written and the body stays parked, so
-    it does not end the request (awscrt writes END_STREAM when it ends)
-    until ``close()``, once the reset stream is over.
-    """
-
-    items: list[bytes] = field(default_factory=list[bytes])
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: bool = False
-    aborted: bool = False
-
-    def put(self, data: bytes) -> None:
-        self.items.append(data)
-        self.ready.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.ready.set()
-
-    def abort(self) -> None:
-        self.aborted = True
-        self.items.clear()
-
-    async def body(self) -> AsyncIterator[bytes]:
-        while True:
-            self.idle.set()
-            await self.ready.wait()
-            self.ready.clear()
-            if self.aborted:
-                if self.closed:
-                    return
-                continue
-            if self.items:
-                data = b"".join(self.items)
-                self.items.clear()
-                self.idle.clear()
-                yield data
-            if self.closed and not self.items:
-                self.idle.clear()
-                return
-
-
 class SynthesisStream:
     """A full-duplex synthesis stream: send text while audio comes back.
 
@@ -144,7 +93,6 @@ class SynthesisStream:
         request_id: str | None,
         response: ResponseStream,
         signer: EventSigner,
-        outbox: _Outbox,
         read_timeout: float,
         ssml: bool,
         metrics: StreamMetrics,
@@ -157,7 +105,6 @@ class SynthesisStream:
         self._telemetry = telemetry
         self._response = response
         self._signer = signer
-        self._outbox = outbox
         self._read_timeout = read_timeout
         self._ssml = ssml
         self._parser = protocol.ResponseParser(request_id=request_id)
@@ -193,10 +140,7 @@ class SynthesisStream:
             return
         self._cancelled = True
         self._input_closed = True
-        outbox = self._outbox
-        outbox.abort()
-        if outbox.idle.is_set() or self._response.writer_done():
-            self._response.reset()  # else: once the write in flight is done
+        self._response.cancel()
         logger.debug("stream cancelled request_id=%s", self.request_id)
 
     async def send(self, text: str, *, flush: bool = False) -> None:
@@ -234,18 +178,18 @@ class SynthesisStream:
         if self._input_closed:
             return
         self._input_closed = True
-        await self._send_event(protocol.close_event())
-        self._outbox.put(await self._signer.end())
-        self._outbox.close()
+        close = await self._signer.envelope(protocol.close_event())
+        self._response.write(close + await self._signer.end(), end=True)
+        self._last_activity = self.last_sent = time.monotonic()
 
     def stop_sending(self) -> None:
         """End the request body now, without ``CloseStreamEvent`` (an abort:
         the service answers with an error and the stream ends)."""
         self._input_closed = True
-        self._outbox.close()
+        self._response.write(None, end=True)
 
     async def _send_event(self, event: bytes) -> None:
-        self._outbox.put(await self._signer.envelope(event))
+        self._response.write(await self._signer.envelope(event))
         self._last_activity = self.last_sent = time.monotonic()
 
     async def events(
@@ -894,6 +838,8 @@ class PollyStreamingClient:
                 return
             except (ServiceException, TransportError) as exc:
                 call.session = None
+                if call.cancelled and isinstance(exc, TransportError):
+                    return  # the reset of a barge-in, seen before any event
                 if (
                     yielded
                     or call.cancelled
@@ -916,13 +862,13 @@ class PollyStreamingClient:
         connection: Connection,
         request: StartSpeechSynthesisStreamInput,
         credentials: AwsCredentials,
-        outbox: _Outbox,
         complete_text: str | None,
         *,
         ssml: bool,
     ) -> tuple[ResponseStream, EventSigner]:
         """Sign the request and open its HTTP/2 stream; with ``complete_text``,
-        every event is signed now and queued to go out with the headers."""
+        every event is signed now and the whole body goes in one write right
+        behind the headers."""
         config = self._config
         headers, seed = await sign_request(
             method=protocol.OPERATION.method,
@@ -940,22 +886,22 @@ class PollyStreamingClient:
             region=config.region,
             service=protocol.OPERATION.signing_name,
         )
+        body: list[bytes] = []
         if complete_text is not None:
             pieces = [complete_text] if ssml else split_text(complete_text)
             for piece in pieces:
-                outbox.put(await signer.envelope(protocol.text_event(piece, ssml=ssml)))
-            outbox.put(await signer.envelope(protocol.close_event()))
-            outbox.put(await signer.end())
-            outbox.close()
+                body.append(
+                    await signer.envelope(protocol.text_event(piece, ssml=ssml))
+                )
+            body.append(await signer.envelope(protocol.close_event()))
+            body.append(await signer.end())
         response = connection.request(
             protocol.OPERATION.method,
             protocol.OPERATION.path,
-            [
-                (":authority", config.endpoint.authority),
-                *((k, v) for k, v in headers if k != "host"),
-            ],
-            outbox.body(),
+            [(":authority", config.endpoint.authority), *headers],
         )
+        if body:
+            response.write(b"".join(body), end=True)
         return response, signer
 
     @contextlib.asynccontextmanager
@@ -985,7 +931,6 @@ class PollyStreamingClient:
         await self._limiter.acquire()
         connection: Connection | None = None
         response: ResponseStream | None = None
-        outbox: _Outbox | None = None
         stream: SynthesisStream | None = None
         reusable = False
         exit_error: BaseException | None = None
@@ -998,9 +943,8 @@ class PollyStreamingClient:
                     config.endpoint, timeout=config.connect_timeout
                 )
                 IDLE_CONNECTIONS.opened()
-            outbox = _Outbox()
             response, signer = await self._start(
-                connection, request, credentials, outbox, complete_text, ssml=ssml
+                connection, request, credentials, complete_text, ssml=ssml
             )
             status, response_headers = await response.status(config.first_byte_timeout)
             request_id = protocol.request_id_of(response_headers)
@@ -1020,7 +964,6 @@ class PollyStreamingClient:
                 request_id=request_id,
                 response=response,
                 signer=signer,
-                outbox=outbox,
                 read_timeout=config.read_timeout,
                 ssml=ssml,
                 metrics=metrics,
@@ -1042,18 +985,15 @@ class PollyStreamingClient:
                 not reusable
                 and use_pool
                 and response is not None
-                and outbox is not None
                 and connection is not None
-                and not isinstance(exit_error, TransportError)
+                and (response.cancelled or not isinstance(exit_error, TransportError))
             ):
-                outbox.abort()
-                reusable = await _reset_for_reuse(response, connection, outbox)
-            if outbox is not None and not outbox.closed:
-                outbox.close()  # only now: the reset stream is over
+                reusable = (
+                    await response.reset_and_wait(RESET_CONFIRM_TIMEOUT)
+                    and connection.is_open
+                )
             if connection is not None and not reusable:
                 await connection.close()
-            if response is not None:
-                await response.drain()
             if connection is not None and reusable:
                 IDLE_CONNECTIONS.put(connection, config.max_idle_time)
             self._limiter.release()
@@ -1072,31 +1012,6 @@ async def _error_from(
     while chunk := await response.next_chunk(read_timeout):
         body += chunk
     return protocol.error_response(status, headers, bytes(body))
-
-
-async def _reset_for_reuse(
-    response: ResponseStream, connection: Connection, outbox: _Outbox
-) -> bool:
-    """Reset an unfinished stream; whether its connection can carry the next.
-
-    The reset waits (briefly) for a request-body write in flight to finish
-    (see ``ResponseStream.reset``); any doubt closes the connection.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RESET_CONFIRM_TIMEOUT
-    while not (outbox.idle.is_set() or response.writer_done()):
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.001)
-    if not response.reset():
-        return False
-    try:
-        await response.completed(RESET_CONFIRM_TIMEOUT)
-    except ResponseTimeoutError:
-        return False  # no confirmation: in doubt
-    except TransportError:
-        pass  # "RST_STREAM sent": the expected end of a reset stream
-    return connection.is_open
 
 
 @contextlib.asynccontextmanager

@@ -14,8 +14,9 @@ type information; its calls are wrapped here once). What it adds to awscrt:
   client still coalesces whatever is ready into one write.
 * **Typed errors.** awscrt failures become ``TransportError`` subclasses.
 
-Streams use awscrt's asyncio wrapper; a connection is not bound to an event
-loop, so an idle connection can serve a later ``asyncio.run`` too.
+Streams use awscrt's callback API, bridged to asyncio here with one wake-up
+per burst of data (``ResponseStream``); a connection is not bound to an
+event loop, so an idle connection can serve a later ``asyncio.run`` too.
 """
 
 # awscrt is untyped: its objects are Any here, and only here.
@@ -28,16 +29,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import io
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import _awscrt  # type: ignore[import-not-found]
 from awscrt.aio.http import AIOHttp2ClientConnection  # type: ignore[import-untyped]
-from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
+from awscrt.exceptions import AwsCrtError, from_code  # type: ignore[import-untyped]
 from awscrt.http import (  # type: ignore[import-untyped]
+    Http2ClientStream,
     HttpClientConnectionBase,
     HttpHeaders,
     HttpRequest,
@@ -45,6 +49,7 @@ from awscrt.http import (  # type: ignore[import-untyped]
 )
 from awscrt.io import (  # type: ignore[import-untyped]
     ClientTlsContext,
+    InputStream,
     SocketOptions,
     TlsContextOptions,
 )
@@ -222,25 +227,17 @@ class Connection:
             return False
 
     def request(
-        self,
-        method: str,
-        path: str,
-        headers: Sequence[tuple[str, str]],
-        body: AsyncIterator[bytes],
+        self, method: str, path: str, headers: Sequence[tuple[str, str]]
     ) -> ResponseStream:
-        """Open a stream: headers at once, then each chunk ``body`` yields.
-
-        Each chunk goes out as one write (callers coalesce what is ready); the
-        request side ends when ``body`` is exhausted.
-        """
+        """Open a stream: the headers go out at once; the body is written with
+        ``ResponseStream.write`` (the last write ends it)."""
         request = HttpRequest(
             method=method, path=path, headers=HttpHeaders(list(headers))
         )
         try:
-            stream = self._native.request(request, request_body_generator=body)
+            return ResponseStream(self._native, request)
         except (AwsCrtError, RuntimeError) as exc:
             raise _crt_error(exc, "cannot open a stream") from None
-        return ResponseStream(stream)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the connection (GOAWAY, then TCP close) and wait for it."""
@@ -295,25 +292,176 @@ def _observe(source: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
     return view
 
 
-def _claim_outcome(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()
+class _CrtStream(Http2ClientStream):  # type: ignore[misc]  # awscrt is untyped
+    """awscrt's HTTP/2 stream, its callbacks (on awscrt's thread) sent to ours."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, connection: Any, request: Any, owner: ResponseStream) -> None:
+        self._owner = owner
+        super().__init__(connection, request, manual_write=True)
+
+    def _on_response(self, status_code: int, name_value_pairs: Any) -> None:
+        super()._on_response(status_code, name_value_pairs)
+        self._owner._arrived(status=(status_code, name_value_pairs))
+
+    def _on_body(self, chunk: bytes) -> None:
+        self._owner._arrived(chunk=chunk)
+
+    def _on_h2_remote_end_stream(self) -> None:
+        super()._on_h2_remote_end_stream()
+        self._owner._arrived(remote_end=True)
+
+    def _on_complete(self, error_code: int) -> None:
+        super()._on_complete(error_code)
+        self._owner._arrived(completed=error_code)
+
+
+_WOKEN = True
+_TIMED_OUT = False
 
 
 class ResponseStream:
-    """The response side of one stream.
+    """One HTTP/2 stream: body writes, and the response as it arrives.
 
-    Reads are never cancelled under awscrt (that would break its callbacks):
-    a read that outlives a timeout stays pending, and the next read or
-    ``drain`` picks it up.
+    awscrt calls back on its own thread; what arrives (status, body chunks,
+    the end) is kept under a lock, and the event loop is woken only when a
+    reader is waiting and no wake-up is already on its way: one
+    ``call_soon_threadsafe`` per burst of data, where awscrt's asyncio wrapper
+    makes one per chunk plus a task and two futures per read. Writes are
+    queued at once (awscrt keeps their order) and counted until awscrt says
+    each is done: a reset is only safe with none in flight (awscrt 0.38
+    crashes on a reset and a pending write of a stream in the same batch of
+    its cross-thread work), so ``cancel()`` defers the reset until then.
+
+    Not bound to the loop beyond its lifetime: it is made, read and closed by
+    one task on one loop.
     """
 
-    __slots__ = ("_pending_read", "_reset", "_stream")
+    __slots__ = (
+        "_chunks",
+        "_completed",
+        "_ended",
+        "_headers",
+        "_lock",
+        "_loop",
+        "_remote_end",
+        "_reset",
+        "_reset_wanted",
+        "_status",
+        "_stream",
+        "_waiter",
+        "_wake_scheduled",
+        "_writes_in_flight",
+    )
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._pending_read: asyncio.Task[bytes] | None = None
+    def __init__(self, connection: Any, request: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._chunks: list[bytes] = []
+        self._status: int | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._remote_end = False
+        self._completed: int | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        self._wake_scheduled = False
+        self._writes_in_flight = 0
+        self._ended = False
         self._reset: bool | None = None
+        self._reset_wanted = False
+        self._stream = _CrtStream(connection, request, self)
+        _awscrt.http_client_stream_activate(self._stream)
+
+    # awscrt's thread -----------------------------------------------------
+
+    def _arrived(
+        self,
+        *,
+        status: tuple[int, Any] | None = None,
+        chunk: bytes | None = None,
+        remote_end: bool = False,
+        completed: int | None = None,
+    ) -> None:
+        with self._lock:
+            if chunk is not None:
+                self._chunks.append(chunk)
+            elif status is not None:
+                self._status = status[0]
+                self._headers = [(str(k), str(v)) for k, v in status[1]]
+            elif remote_end:
+                self._remote_end = True
+            elif completed is not None:
+                self._completed = completed
+            if self._waiter is None or self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self._call_soon(self._wake)
+
+    def _call_soon(self, callback: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(callback)
+
+    def _write_done(self, error_code: int) -> None:
+        del error_code  # a failed write: the response side reports the stream's fate
+        with self._lock:
+            self._writes_in_flight -= 1
+            idle = self._writes_in_flight == 0
+            wake = idle and self._waiter is not None and not self._wake_scheduled
+            if wake:
+                self._wake_scheduled = True
+        if idle and self._reset_wanted:
+            self._call_soon(self._reset_now)
+        if wake:
+            self._call_soon(self._wake)
+
+    # the event loop --------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_scheduled = False
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_WOKEN)
+
+    async def _wait(self, timeout: float | None) -> bool:
+        """Wait for news from awscrt; ``False`` on timeout. Call with nothing
+        to take (checked under the lock just before)."""
+        waiter = self._waiter
+        if waiter is None:
+            return True  # news came between the check and now
+        if timeout is None:
+            return await waiter
+        timer = self._loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _arm(self) -> None:
+        self._waiter = self._loop.create_future()
+
+    def write(self, data: bytes | None, *, end: bool = False) -> None:
+        """Queue a body write now (``end``: the last one). A stream that
+        ended or was reset refuses it silently: its response says why."""
+        if self._ended or self._reset_wanted:
+            return
+        self._ended = end
+        with self._lock:
+            self._writes_in_flight += 1
+        try:
+            _awscrt.http2_client_stream_write_data(
+                self._stream,
+                None if data is None else InputStream.wrap(io.BytesIO(data)),
+                end,
+                self._write_done,
+            )
+        except (AwsCrtError, RuntimeError, ValueError):
+            with self._lock:
+                self._writes_in_flight -= 1
+
+    @property
+    def writes_in_flight(self) -> int:
+        return self._writes_in_flight
 
     async def status(self, timeout: float) -> tuple[int, list[tuple[str, str]]]:
         """Wait for the response headers: the status and the header list.
@@ -321,65 +469,48 @@ class ResponseStream:
         :raises ResponseTimeoutError: when none arrive within ``timeout`` s.
         :raises TransportError: if the stream fails before its response.
         """
-        ready = self._stream._response_status_future
-        if ready.done() and ready.exception() is None:  # no waiting machinery
-            headers = self._stream._response_headers_future.result()
-            return int(ready.result()), [(str(k), str(v)) for k, v in headers]
-        status = _observe(ready)
-        completion = _observe(self._stream._completion_future)
-        try:
-            done, _ = await asyncio.wait(
-                {status, completion},
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not done:
-                msg = f"no response headers within {timeout:g} s"
-                raise ResponseTimeoutError(msg)
-            if status not in done:
-                try:
-                    completion.result()
-                except (AwsCrtError, RuntimeError) as exc:
+        deadline = self._loop.time() + timeout
+        while True:
+            with self._lock:
+                if self._status is not None:
+                    return self._status, self._headers
+                completed = self._completed
+                if completed is None:
+                    self._arm()
+            if completed is not None:
+                if completed:
                     raise _crt_error(
-                        exc, "the stream failed before its response"
-                    ) from None
+                        from_code(completed), "the stream failed before its response"
+                    )
                 msg = "the stream ended without a response"
                 raise ConnectionClosedError(msg)
-            headers = self._stream._response_headers_future.result()
-            return int(status.result()), [(str(k), str(v)) for k, v in headers]
-        finally:
-            for view in (status, completion):
-                if view.done() and not view.cancelled():
-                    view.exception()  # retrieved, whatever it holds
-                view.cancel()
+            if not await self._wait(deadline - self._loop.time()):
+                msg = f"no response headers within {timeout:g} s"
+                raise ResponseTimeoutError(msg)
 
     async def next_chunk(self, timeout: float | None = None) -> bytes:
-        """The next piece of the response body; ``b""`` at its end.
+        """The body received so far and not yet taken; ``b""`` at its end
+        (also when it was cut short: ``completed()`` says how it ended).
 
         :raises ResponseTimeoutError: when nothing arrives within ``timeout`` s.
-        :raises TransportError: when the stream fails.
         """
-        read = self._pending_read
-        if read is None:
-            # Fast path: what awscrt already received, taken at once, with no
-            # task or timer (most reads of a busy stream).
-            stream = self._stream
-            with stream._deque_lock:
-                if stream._received_chunks:
-                    data = b"".join(stream._received_chunks)
-                    stream._received_chunks.clear()
+        while True:
+            if self._reset_wanted:
+                return b""  # cancelled: nothing more for the reader
+            with self._lock:
+                chunks = self._chunks
+                if chunks:
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
                     return data
-            read = asyncio.ensure_future(stream.get_next_response_chunk())
-            self._pending_read = read
-        done, _ = await asyncio.wait({read}, timeout=timeout)
-        if not done:
-            msg = f"no response data within {timeout:g} s"
-            raise ResponseTimeoutError(msg)
-        self._pending_read = None
-        try:
-            return bytes(read.result())
-        except (AwsCrtError, RuntimeError) as exc:
-            raise _crt_error(exc, "the response stream failed") from None
+                completed = self._completed
+                if completed is None and not self._remote_end:
+                    self._arm()
+            if completed is not None or self._remote_end:
+                return b""  # the end, however it came: the parser judges it
+            if not await self._wait(timeout):
+                msg = f"no response data within {timeout:g} s"
+                raise ResponseTimeoutError(msg)
 
     async def completed(self, timeout: float | None = None) -> None:
         """Wait until the stream is closed in both directions.
@@ -387,58 +518,79 @@ class ResponseStream:
         :raises TransportError: if it ended abnormally (reset, connection lost).
         :raises ResponseTimeoutError: if it is still open after ``timeout`` s.
         """
-        source = self._stream._completion_future
-        if source.done():  # usually, by the time StreamClosedEvent was read
-            if (exc := source.exception()) is not None:
-                raise _crt_error(exc, "the stream did not complete") from None
-            return
-        completion = _observe(source)
-        try:
-            done, _ = await asyncio.wait({completion}, timeout=timeout)
-            if not done:
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while True:
+            with self._lock:
+                completed = self._completed
+                if completed is None:
+                    self._arm()
+            if completed is not None:
+                if completed:
+                    raise _crt_error(
+                        from_code(completed), "the stream did not complete"
+                    )
+                return
+            left = None if deadline is None else deadline - self._loop.time()
+            if not await self._wait(left):
                 msg = f"the stream did not complete within {timeout:g} s"
                 raise ResponseTimeoutError(msg)
-            try:
-                completion.result()
-            except (AwsCrtError, RuntimeError) as exc:
-                raise _crt_error(exc, "the stream did not complete") from None
-        finally:
-            completion.cancel()
 
-    def reset(self) -> bool:
-        """Reset the stream now (``RST_STREAM``, CANCEL), for barge-in.
+    def cancel(self) -> None:
+        """Barge-in: reset the stream (``RST_STREAM``, CANCEL) as soon as no
+        body write is in flight (at once, usually), and write nothing more."""
+        if self._reset_wanted:
+            return
+        self._reset_wanted = True
+        with self._lock:
+            idle = self._writes_in_flight == 0
+        if idle:
+            self._reset_now()
+        self._wake_waiter()  # a reader sees the stream is over for it
 
-        Returns whether the reset was queued (once; later calls return the
-        first answer); when it was, the connection stays usable once
-        ``completed()`` returns. ``False`` (awscrt's reset is out of reach,
-        see ``_crt_native``): close the connection instead.
-
-        **Only while no request-body write is in flight** (the body iterator
-        is waiting for data, or has ended and ``writer_done()``): awscrt
-        0.38 crashes when one cross-thread batch carries both a reset and a
-        pending write of a stream that was waiting for writes.
-        """
+    def _reset_now(self) -> None:
         if self._reset is None:
+            with self._lock:
+                if self._writes_in_flight:
+                    return  # the last write's callback comes back here
             self._reset = _crt_native.reset_stream(self._stream)
-        return self._reset
 
-    def writer_done(self) -> bool:
-        """Whether awscrt finished writing the request body (every write done)."""
-        writer: asyncio.Task[None] | None = getattr(self._stream, "_writer", None)
-        return writer is None or writer.done()
+    def _wake_waiter(self) -> None:
+        with self._lock:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_WOKEN)
 
-    async def drain(self) -> None:
-        """Finish a pending read after the stream ended (or its connection closed).
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+        return self._reset_wanted
 
-        Also claims the outcome of awscrt's own request-body task: when the
-        response ends before the body (a service error, an interruption), its
-        last write fails, and nobody else would retrieve that error (asyncio
-        would print "Task exception was never retrieved").
-        """
-        read, self._pending_read = self._pending_read, None
-        if read is not None:
-            with contextlib.suppress(Exception):
-                await read
-        writer: asyncio.Task[None] | None = getattr(self._stream, "_writer", None)
-        if writer is not None:
-            writer.add_done_callback(_claim_outcome)
+    async def reset_and_wait(self, timeout: float) -> bool:
+        """Reset (see ``cancel``) and wait until awscrt says the stream is
+        over; whether it was reset and is over within ``timeout`` s (else the
+        connection is in doubt)."""
+        self.cancel()
+        deadline = self._loop.time() + timeout
+        while self._reset is None:  # a write was still in flight
+            with self._lock:
+                if self._writes_in_flight == 0 or self._completed is not None:
+                    break
+                self._arm()
+            if not await self._wait(deadline - self._loop.time()):
+                return False
+        if self._completed is None:
+            self._reset_now()
+        if not self._reset and self._completed is None:
+            return False
+        try:
+            await self.completed(max(0.0, deadline - self._loop.time()))
+        except ResponseTimeoutError:
+            return False
+        except TransportError:
+            pass  # "RST_STREAM sent": the expected end of a reset stream
+        return True
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
