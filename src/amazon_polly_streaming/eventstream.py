@@ -440,7 +440,17 @@ def encode_message(
         payload exceeds :data:`MAX_PAYLOAD_LENGTH`.
     :raises TypeError: if a header name or value has an unsupported type.
     """
-    header_bytes = encode_headers(headers)
+    return frame_message(encode_headers(headers), payload)
+
+
+def frame_message(
+    header_bytes: bytes, payload: bytes | bytearray | memoryview = b""
+) -> bytes:
+    """Return the wire form of one message whose headers section is already
+    encoded (``encode_headers``; the hot path builds fixed ones directly).
+
+    :raises ValueError: if the payload exceeds :data:`MAX_PAYLOAD_LENGTH`.
+    """
     payload_length = payload.nbytes if isinstance(payload, memoryview) else len(payload)
     if payload_length > MAX_PAYLOAD_LENGTH:
         msg = (

@@ -7,6 +7,7 @@ them and the transport moves the bytes.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from .eventstream import (
     EventStreamError,
     HeaderValue,
     MessageDecoder,
+    encode_headers,
     encode_message,
+    frame_message,
 )
 
 OPERATION = START_SPEECH_SYNTHESIS_STREAM
@@ -56,13 +59,26 @@ def text_event(text: str, *, ssml: bool = False, flush: bool = False) -> bytes:
         flush_stream_configuration=_FLUSH if flush else None,
     )
     headers, payload = serde.serialize_text_event(event)
-    return encode_message(headers, payload)
+    return frame_message(_encoded_headers(headers), payload)
 
 
+@functools.cache
 def close_event() -> bytes:
-    """The encoded ``CloseStreamEvent`` message."""
+    """The encoded ``CloseStreamEvent`` message (always the same bytes)."""
     headers, payload = serde.serialize_close_stream_event(CloseStreamEvent())
     return encode_message(headers, payload)
+
+
+_HEADERS: dict[tuple[tuple[str, HeaderValue], ...], bytes] = {}
+
+
+def _encoded_headers(headers: Mapping[str, HeaderValue]) -> bytes:
+    """An event's headers section, encoded once per distinct set (a handful)."""
+    key = tuple(headers.items())
+    encoded = _HEADERS.get(key)
+    if encoded is None:
+        encoded = _HEADERS[key] = encode_headers(headers)
+    return encoded
 
 
 def request_id_of(headers: Sequence[tuple[str, str]]) -> str | None:

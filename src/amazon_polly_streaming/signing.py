@@ -38,13 +38,15 @@ from urllib.parse import quote
 from aws_sdk_signers.interfaces.events import HEADERS_DICT
 
 from .credentials import AwsCredentials
-from .eventstream import HeaderValue, Timestamp, encode_headers, encode_message
+from .eventstream import HeaderValue, Timestamp, encode_headers, frame_message
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-EVENTS"
 _EVENT_ALGORITHM = "AWS4-HMAC-SHA256-PAYLOAD"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _DATE_HEADER = b"\x05:date\x08"  # name length, ":date", type 8 (timestamp)
+# name length, ":chunk-signature", type 6 (bytes), value length 32
+_SIGNATURE_HEADER = b"\x10:chunk-signature\x06\x00\x20"
 
 
 class _SigningKeys:
@@ -204,9 +206,7 @@ class EventSigner:
         key = _KEYS.get(self._secret, day, self._region, self._service)
         signature = hmac.digest(key, string_to_sign.encode(), "sha256")
         self._prior = signature.hex()
-        return encode_message(
-            {":date": Timestamp(milliseconds), ":chunk-signature": signature}, payload
-        )
+        return frame_message(date_header + _SIGNATURE_HEADER + signature, payload)
 
     async def envelope(self, event: bytes) -> bytes:
         """The signed envelope (encoded, ready to send) around an encoded event."""
