@@ -12,6 +12,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Coroutine,
     Iterable,
 )
 from types import TracebackType
@@ -275,14 +276,14 @@ class AudioStream(AsyncGenerator[bytes]):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> bytes:
-        return await anext(self._generator)
+    def __anext__(self) -> Coroutine[Any, Any, bytes]:
+        return self._generator.__anext__()  # no frame of our own per chunk
 
-    async def asend(self, value: None) -> bytes:
-        return await self._generator.asend(value)
+    def asend(self, value: None) -> Coroutine[Any, Any, bytes]:
+        return self._generator.asend(value)
 
-    async def athrow(self, *args: Any) -> bytes:
-        return await self._generator.athrow(*args)
+    def athrow(self, *args: Any) -> Coroutine[Any, Any, bytes]:
+        return self._generator.athrow(*args)
 
     def cancel(self) -> None:
         """Barge-in: stop now (see the class docs)."""
@@ -746,33 +747,59 @@ class PollyStreamingClient:
         error: BaseException | None = None
         source: _Replayable | None = None
         try:
-            complete = (
-                text
-                if isinstance(text, str) and len(text) <= COMPLETE_TEXT_LIMIT
-                else None
-            )
-            if isinstance(text, str) and complete is None:
-                text = [text] if ssml else split_text(text)  # fed, so it can roll over
-            source = _Replayable(text)
-            while not call.cancelled:  # one segment per Polly stream
-                rolled = False
-                segment = self._segment(
-                    request,
-                    source,
-                    complete,
-                    call,
-                    telemetry,
-                    ssml=ssml,
-                    use_pool=use_pool,
-                )
-                async with contextlib.aclosing(segment):
-                    async for chunk in segment:
-                        if chunk is None:
-                            rolled = True
-                        else:
-                            yield chunk
-                if not rolled:
+            complete, source = _plan(text, ssml=ssml)
+            rollover = self._config.rollover_after
+            attempt = 0
+            while not call.cancelled:  # a Polly stream per attempt and segment
+                attempt += 1
+                metrics.attempts += 1
+                yielded = False
+                try:
+                    async with (
+                        self._stream(
+                            request,
+                            ssml=ssml,
+                            use_pool=use_pool,
+                            complete_text=complete,
+                            metrics=metrics,
+                            telemetry=telemetry,
+                        ) as stream,
+                        _Feeder(
+                            stream, None if complete is not None else source, rollover
+                        ) as feeder,
+                    ):
+                        call.session = stream
+                        if call.cancelled:
+                            stream.cancel()
+                        try:
+                            async for event in stream.events():
+                                if isinstance(event, AudioEvent) and event.audio_chunk:
+                                    if not yielded:
+                                        source.forget()  # no retry from here on
+                                        yielded = True
+                                    yield event.audio_chunk
+                        except (ServiceException, TransportError) as exc:
+                            feeder.raise_error(cause=exc)
+                            raise
+                        feeder.raise_error()
+                        call.session = None
+                except (ServiceException, TransportError) as exc:
+                    call.session = None
+                    if call.cancelled and isinstance(exc, TransportError):
+                        return  # the reset of a barge-in, seen before any event
+                    if (
+                        yielded
+                        or call.cancelled
+                        or attempt >= self._config.max_attempts
+                        or not _retryable(exc)
+                    ):
+                        raise
+                    await _backoff(attempt, exc)
+                    source.rewind()
+                    continue
+                if not (feeder.rolled_over and stream.finished):
                     return
+                attempt = 0
                 source.next_segment()
                 logger.debug(
                     "rolling over to a fresh stream after %d segment(s)",
@@ -785,77 +812,6 @@ class PollyStreamingClient:
             if source is not None:
                 await source.discard()
             self._finish(metrics, telemetry, error, cancelled=call.cancelled)
-
-    async def _segment(
-        self,
-        request: StartSpeechSynthesisStreamInput,
-        source: _Replayable,
-        complete: str | None,
-        call: _Call,
-        telemetry: Telemetry | None,
-        *,
-        ssml: bool,
-        use_pool: bool,
-    ) -> AsyncGenerator[bytes | None]:
-        """One Polly stream, retried before its first audio; yields the audio,
-        then ``None`` if the feeder ended it early for a rollover."""
-        attempt = 0
-        rollover = self._config.rollover_after
-        while True:
-            attempt += 1
-            call.metrics.attempts += 1
-            yielded = False
-            try:
-                async with (
-                    self._stream(
-                        request,
-                        ssml=ssml,
-                        use_pool=use_pool,
-                        complete_text=complete,
-                        metrics=call.metrics,
-                        telemetry=telemetry,
-                    ) as stream,
-                    _Feeder(
-                        stream, None if complete is not None else source, rollover
-                    ) as feeder,
-                ):
-                    call.session = stream
-                    if call.cancelled:
-                        stream.cancel()
-                    try:
-                        async for event in stream.events():
-                            if isinstance(event, AudioEvent) and event.audio_chunk:
-                                source.forget()  # no retry from here on
-                                yielded = True
-                                yield event.audio_chunk
-                    except (ServiceException, TransportError) as exc:
-                        feeder.raise_error(cause=exc)
-                        raise
-                    feeder.raise_error()
-                    call.session = None
-                if feeder.rolled_over and stream.finished:
-                    yield None
-                return
-            except (ServiceException, TransportError) as exc:
-                call.session = None
-                if call.cancelled and isinstance(exc, TransportError):
-                    return  # the reset of a barge-in, seen before any event
-                if (
-                    yielded
-                    or call.cancelled
-                    or attempt >= self._config.max_attempts
-                    or not _retryable(exc)
-                ):
-                    raise
-                delay = random.uniform(0, min(20.0, 2.0 ** (attempt - 1)))  # noqa: S311
-                logger.debug(
-                    "attempt %d failed (%s), retrying in %.2f s",
-                    attempt,
-                    type(exc).__name__,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                source.rewind()
 
     async def _start(
         self,
@@ -1034,6 +990,26 @@ async def _keepalive(stream: SynthesisStream) -> AsyncGenerator[None]:
         await asyncio.wait({task})
         if not task.cancelled() and (failure := task.exception()) is not None:
             logger.debug("keep-alive failed: %r", failure)
+
+
+def _plan(text: TextSource, *, ssml: bool) -> tuple[str | None, _Replayable]:
+    """A short ``str`` goes in one write with the request (``complete``); any
+    other text is fed piece by piece (a long ``str`` sentence by sentence), so
+    it can roll over."""
+    if isinstance(text, str):
+        if len(text) <= COMPLETE_TEXT_LIMIT:
+            return text, _Replayable(text)
+        return None, _Replayable([text] if ssml else split_text(text))
+    return None, _Replayable(text)
+
+
+async def _backoff(attempt: int, exc: BaseException) -> None:
+    """AWS standard backoff with full jitter, before attempt ``attempt + 1``."""
+    delay = random.uniform(0, min(20.0, 2.0 ** (attempt - 1)))  # noqa: S311
+    logger.debug(
+        "attempt %d failed (%s), retrying in %.2f s", attempt, type(exc).__name__, delay
+    )
+    await asyncio.sleep(delay)
 
 
 def _retryable(exc: BaseException) -> bool:
