@@ -80,7 +80,7 @@ setup-bench: setup-interop ## Install capo-polly (community client) into .tools/
 	test -x .tools/capo-py/bin/python || .tools/bin/uv venv --quiet .tools/capo-py; \
 	.tools/bin/uv pip sync --quiet --python .tools/capo-py/bin/python benchmarks/requirements-capo.txt
 
-bench: setup-bench ## Benchmark vs aws-sdk-polly, @aws-sdk/client-polly, capo-polly (~3 min) -> benchmarks/results/latest.*
+bench: setup-bench ## Benchmark vs aws-sdk-polly, @aws-sdk/client-polly, capo-polly, voice-agent rows included (~4 min) -> benchmarks/results/latest.*
 	$(PY) benchmarks/run.py
 
 bench-quick: setup-bench ## Benchmark smoke run (<1 min) -> benchmarks/results/quick/
