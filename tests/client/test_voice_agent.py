@@ -392,3 +392,29 @@ def test_rollover_after_is_checked() -> None:
         PollyStreamingClient("eu-central-1", rollover_after=0)
     with pytest.raises(ValueError, match="min_idle_connections must be between 0"):
         PollyStreamingClient("eu-central-1", pool_size=2, min_idle_connections=3)
+
+
+async def test_a_reset_before_the_response_headers_is_clean(
+    emulators: Callable[..., Any],
+) -> None:
+    """A caller cancelled while the service is still silent: the stream is
+    reset before any response, the emulator sees the reset (no error of its
+    own when it would have answered), and the connection carries the next."""
+    emu: PollyEmulator = await emulators()
+    emu.faults.add(Fault.delay_headers(0.3), times=1)
+    client = client_for(emu)
+
+    async def consume() -> None:
+        await collect(
+            client.start_speech_synthesis_stream(text=HELLO, voice_id="Matthew")
+        )
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.4)  # past the moment the emulator would have answered
+    assert await settled(emu) == ["reset_by_client"]
+    assert emu.log.internal_errors == []
+    await assert_next_call_reuses(client, emu)

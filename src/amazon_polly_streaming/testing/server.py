@@ -589,15 +589,20 @@ class _Request:
         )
 
     async def _send_headers(self) -> None:
-        self.connection.h2.send_headers(
-            self.stream.stream_id,
-            [
-                (":status", "200"),
-                ("content-type", _OPERATION.content_type),
-                ("x-amzn-requestid", self.record.request_id),
-                ("date", _http_date()),
-            ],
-        )
+        if self.stream.reset or self.connection.lost:
+            raise _StreamAborted("reset before the response")  # a barge-in
+        try:
+            self.connection.h2.send_headers(
+                self.stream.stream_id,
+                [
+                    (":status", "200"),
+                    ("content-type", _OPERATION.content_type),
+                    ("x-amzn-requestid", self.record.request_id),
+                    ("date", _http_date()),
+                ],
+            )
+        except (StreamClosedError, ProtocolError):
+            raise _StreamAborted("stream closed before the response") from None
         self.record.status = 200
         await self.connection.drain()
 
