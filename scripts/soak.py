@@ -4,11 +4,13 @@ Streams run in waves of changing concurrency (1, 8, 16, 64, with ``pool_size``
 8 so the FIFO queue is exercised); each stream is one of: completed, abandoned
 after its first audio (barge-in), cancelled from outside, cut by an injected
 fault (connection dropped, stream reset, throttling event after audio), or
-throttled before the stream and retried. The emulator runs in a thread of
-this process (its log is cleared between waves). Reported at the start (after
-a warm-up) and at the end: open file descriptors, threads, idle connections,
-asyncio tasks, RSS. Exit status 1 if any grew beyond a small tolerance or a
-stream ended in an unexpected way.
+throttled before the stream and retried. The emulator runs in a child
+process (``--serve-emulator``), so what is measured is the client alone: the
+emulator's own memory (its TLS and HTTP/2 state, its request log) stays out
+of the figures. Reported at the start (after a warm-up) and at the end: open
+file descriptors, threads, idle connections, asyncio tasks, RSS. Exit status
+1 if any grew beyond a small tolerance, a stream ended in an unexpected way,
+or the emulator hit an internal error.
 
     python scripts/soak.py [--streams 10000]
 """
@@ -69,29 +71,71 @@ def snapshot(client: PollyStreamingClient) -> Snapshot:
     )
 
 
+def _configure(emu: PollyEmulator, rng: random.Random) -> None:
+    for voice, fault in FAULTY_VOICES.items():
+        emu.faults.add(fault, times=None, when=lambda r, v=voice: r.voice_id == v)
+    emu.faults.add(
+        Fault.throttle(),
+        times=None,
+        when=lambda r: r.voice_id == THROTTLED_VOICE and rng.random() < 0.5,
+    )
+
+
+async def serve_emulator(seed: int = 7) -> None:
+    """The child: an emulator with the soak's faults until stdin closes; its
+    address first, its internal errors last (one JSON line each)."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not secrets
+    async with PollyEmulator(synthesis_delay=0.0) as emu:
+        _configure(emu, rng)
+        print(
+            json.dumps(
+                {
+                    "endpoint_url": emu.endpoint_url,
+                    "ca_path": str(emu.ca_path),
+                    "region": emu.region,
+                    "access_key_id": emu.credentials.access_key_id,
+                    "secret_access_key": emu.credentials.secret_access_key,
+                }
+            ),
+            flush=True,
+        )
+        loop = asyncio.get_running_loop()
+        stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+        while not stdin_closed.done():
+            await asyncio.wait({stdin_closed}, timeout=1.0)
+            emu.log.clear()  # keeps the internal errors
+        print(json.dumps({"internal_errors": emu.log.internal_errors}), flush=True)
+
+
+def _client_for(emu: dict[str, str]) -> PollyStreamingClient:
+    return PollyStreamingClient(
+        emu["region"],
+        endpoint_url=emu["endpoint_url"],
+        ca_bundle=emu["ca_path"],
+        credentials=AwsCredentials(
+            access_key_id=emu["access_key_id"],
+            secret_access_key=emu["secret_access_key"],
+        ),
+        pool_size=8,
+        max_attempts=3,
+    )
+
+
 async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
     """Run the soak; returns the report (``ok`` says whether it passed)."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not secrets
     outcomes: collections.Counter[str] = collections.Counter()
-    async with PollyEmulator(synthesis_delay=0.0) as emu:
-        for voice, fault in FAULTY_VOICES.items():
-            emu.faults.add(fault, times=None, when=lambda r, v=voice: r.voice_id == v)
-        emu.faults.add(
-            Fault.throttle(),
-            times=None,
-            when=lambda r: r.voice_id == THROTTLED_VOICE and rng.random() < 0.5,
-        )
-        client = PollyStreamingClient(
-            emu.region,
-            endpoint_url=emu.endpoint_url,
-            ca_bundle=str(emu.ca_path),
-            credentials=AwsCredentials(
-                access_key_id=emu.credentials.access_key_id,
-                secret_access_key=emu.credentials.secret_access_key,
-            ),
-            pool_size=8,
-            max_attempts=3,
-        )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve-emulator",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        client = _client_for(json.loads(await child.stdout.readline()))
 
         async def one(kind: str) -> None:
             voice = {
@@ -108,7 +152,7 @@ async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
                 async for _ in stream:
                     if kind == "abandon":
                         break
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
                 outcomes[f"{kind}:ok"] += 1
             except (ServiceException, TransportError) as exc:
                 outcomes[f"{kind}:{type(exc).__name__}"] += 1
@@ -139,12 +183,35 @@ async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
             await asyncio.gather(*jobs)
             done += width
             wave += 1
-            emu.log.clear()
         elapsed = time.monotonic() - started
         PollyStreamingClient.close_idle_connections()
         await asyncio.sleep(0.3)
         end = snapshot(client)
-        internal_errors = list(emu.log.internal_errors)
+        child.stdin.close()
+        internal_errors = json.loads(await child.stdout.readline())["internal_errors"]
+    finally:
+        if child.returncode is None:
+            child.stdin.close()
+            await child.wait()
+    return _report(
+        outcomes,
+        start,
+        end,
+        internal_errors=internal_errors,
+        done=done,
+        elapsed=elapsed,
+    )
+
+
+def _report(
+    outcomes: collections.Counter[str],
+    start: Snapshot,
+    end: Snapshot,
+    *,
+    internal_errors: list[str],
+    done: int,
+    elapsed: float,
+) -> dict[str, object]:
     unexpected = {
         k: v
         for k, v in outcomes.items()
@@ -180,7 +247,11 @@ async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=10_000)
+    parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_emulator:
+        asyncio.run(serve_emulator())
+        return 0
     report = asyncio.run(soak(args.streams))
     print(json.dumps(report, indent=2))
     start, end = report["start"], report["end"]
