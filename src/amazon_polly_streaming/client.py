@@ -509,6 +509,16 @@ class PollyStreamingClient:
             raise error
         return opened
 
+    def _adopt(self, connection: Connection) -> None:
+        """A connection whose caller gave up while it was being made (a
+        barge-in during connect): idle, for the next call, unless
+        ``pool_size`` connections already wait (then it is closed)."""
+        IDLE_CONNECTIONS.opened()
+        if IDLE_CONNECTIONS.count(connection.endpoint) >= self._config.pool_size:
+            connection.close_soon()
+            return
+        IDLE_CONNECTIONS.put(connection, self._config.max_idle_time)
+
     def _ensure_keeper(self) -> None:
         if self._config.min_idle_connections == 0 or self._closed:
             return
@@ -896,7 +906,9 @@ class PollyStreamingClient:
             reused = connection is not None
             if connection is None:
                 connection = await connect(
-                    config.endpoint, timeout=config.connect_timeout
+                    config.endpoint,
+                    timeout=config.connect_timeout,
+                    adopt=self._adopt if use_pool else None,
                 )
                 IDLE_CONNECTIONS.opened()
             response, signer = await self._start(

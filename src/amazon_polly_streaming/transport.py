@@ -6,8 +6,9 @@ type information; its calls are wrapped here once). What it adds to awscrt:
 * **Timeouts everywhere.** awscrt bounds only the TCP connect; an untrusted
   certificate makes its TLS handshake fail only after 10-30 s, and a stream
   waits for response headers forever. ``connect`` bounds connect + handshake
-  together, and a connection that completes after its caller gave up is closed
-  by a callback on awscrt's own future (no task, no event loop involved).
+  together, and a connection that completes after its caller gave up is
+  handed to the pool (or closed) by a callback on awscrt's own future (no
+  task, no event loop involved).
 * **TCP_NODELAY.** awscrt cannot set it, and small writes then stall ~40 ms
   (Nagle's algorithm against delayed ACKs). On Linux the socket awscrt opened
   is found through ``/proc/self/fd`` and the option set on it; elsewhere the
@@ -29,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import io
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +121,18 @@ def _crt_error(exc: BaseException, what: str) -> TransportError:
     return ConnectionClosedError(f"{what}: {type(exc).__name__}: {exc}")
 
 
-async def connect(endpoint: Endpoint, *, timeout: float) -> Connection:
+async def connect(
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    adopt: Callable[[Connection], None] | None = None,
+) -> Connection:
     """Open an HTTP/2 connection (TCP + TLS with ALPN h2) within ``timeout`` s.
+
+    awscrt cannot abort a connection attempt: when the caller gives up
+    (timeout, cancellation), the attempt goes on, and a connection that
+    still comes is handed to ``adopt`` (the pool's idle cache: the next call
+    uses it instead of dialling again) from awscrt's thread, else closed.
 
     :raises ConnectTimeoutError: when connect + handshake take longer.
     :raises TlsError: on a TLS failure (untrusted certificate, no h2, ...).
@@ -145,14 +157,14 @@ async def connect(endpoint: Endpoint, *, timeout: float) -> Connection:
             asyncio.shield(asyncio.wrap_future(crt_future)), timeout
         )
     except TimeoutError:
-        crt_future.add_done_callback(_close_late_connection)
+        crt_future.add_done_callback(functools.partial(_late, endpoint, adopt))
         msg = (
             f"connecting to {endpoint.authority} took longer than {timeout:g} s "
             "(TCP connect and TLS handshake; an untrusted certificate looks like this)"
         )
         raise ConnectTimeoutError(msg) from None
     except asyncio.CancelledError:
-        crt_future.add_done_callback(_close_late_connection)
+        crt_future.add_done_callback(functools.partial(_late, endpoint, adopt))
         raise
     except (AwsCrtError, OSError, ValueError) as exc:
         raise _crt_error(exc, f"cannot connect to {endpoint.authority}") from None
@@ -168,12 +180,22 @@ async def connect(endpoint: Endpoint, *, timeout: float) -> Connection:
     return connection
 
 
-def _close_late_connection(future: concurrent.futures.Future[Any]) -> None:
-    """A connect its caller gave up on: close the connection if it came."""
+def _late(
+    endpoint: Endpoint,
+    adopt: Callable[[Connection], None] | None,
+    future: concurrent.futures.Future[Any],
+) -> None:
+    """A connect its caller gave up on: adopt the connection if it came."""
     if future.cancelled() or future.exception() is not None:
         return  # consumed: nothing is left unretrieved
+    native = future.result()
+    if adopt is not None and isinstance(native, AIOHttp2ClientConnection):
+        with contextlib.suppress(Exception):
+            _set_nodelay(endpoint)
+            adopt(Connection(native, endpoint))
+            return
     with contextlib.suppress(Exception):
-        _awscrt.http_connection_close(future.result()._binding)
+        _awscrt.http_connection_close(native._binding)
 
 
 def _set_nodelay(endpoint: Endpoint) -> None:

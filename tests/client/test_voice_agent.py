@@ -418,3 +418,30 @@ async def test_a_reset_before_the_response_headers_is_clean(
     assert await settled(emu) == ["reset_by_client"]
     assert emu.log.internal_errors == []
     await assert_next_call_reuses(client, emu)
+
+
+async def test_a_connection_whose_caller_gave_up_serves_the_next_call(
+    emu: PollyEmulator,
+) -> None:
+    """Cancelled while connecting (awscrt cannot abort an attempt): the
+    connection that still comes goes idle, and the next call uses it rather
+    than dialling again (a burst of barge-ins is not a burst of handshakes)."""
+    client = client_for(emu)
+    task = asyncio.create_task(
+        collect(client.start_speech_synthesis_stream(text=HELLO, voice_id="Matthew"))
+    )
+    for _ in range(3):  # into connect(), not further
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if client.pool_stats().idle:
+            break
+        await asyncio.sleep(0.01)
+    assert client.pool_stats().idle == 1
+    assert emu.requests == []  # the caller was gone before any request
+    audio = client.start_speech_synthesis_stream(text=HELLO, voice_id="Matthew")
+    assert await collect(audio) == emu.expected_audio(HELLO, voice_id="Matthew")
+    assert audio.metrics.connection_reused is True
+    assert len(emu.connections) == 1
