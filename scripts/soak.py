@@ -121,6 +121,50 @@ def _client_for(emu: dict[str, str]) -> PollyStreamingClient:
     )
 
 
+class _Mix:
+    """The kinds of stream the soak runs, and the tally of how each ended."""
+
+    def __init__(
+        self,
+        client: PollyStreamingClient,
+        rng: random.Random,
+        outcomes: collections.Counter[str],
+    ) -> None:
+        self.client = client
+        self.rng = rng
+        self.outcomes = outcomes
+
+    async def one(self, kind: str) -> None:
+        voice = {
+            "complete": "Ruth",
+            "abandon": "Joanna",
+            "cancel": "Matthew",
+            "fault": self.rng.choice(sorted(FAULTY_VOICES)),
+            "retried": THROTTLED_VOICE,
+        }[kind]
+        stream = self.client.start_speech_synthesis_stream(
+            text="Soak test. Two sentences.", voice_id=voice, output_format="pcm"
+        )
+        try:
+            async for _ in stream:
+                if kind == "abandon":
+                    break
+            await stream.aclose()
+            self.outcomes[f"{kind}:ok"] += 1
+        except (ServiceException, TransportError) as exc:
+            self.outcomes[f"{kind}:{type(exc).__name__}"] += 1
+
+    async def cancelled(self) -> None:
+        task = asyncio.create_task(self.one("cancel"))
+        await asyncio.sleep(self.rng.random() * 0.004)
+        task.cancel()
+        try:
+            await task
+            self.outcomes["cancel:finished-first"] += 1
+        except asyncio.CancelledError:
+            self.outcomes["cancel:cancelled"] += 1
+
+
 async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
     """Run the soak; returns the report (``ok`` says whether it passed)."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not secrets
@@ -137,52 +181,33 @@ async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
     try:
         client = _client_for(json.loads(await child.stdout.readline()))
 
-        async def one(kind: str) -> None:
-            voice = {
-                "complete": "Ruth",
-                "abandon": "Joanna",
-                "cancel": "Matthew",
-                "fault": rng.choice(sorted(FAULTY_VOICES)),
-                "retried": THROTTLED_VOICE,
-            }[kind]
-            stream = client.start_speech_synthesis_stream(
-                text="Soak test. Two sentences.", voice_id=voice, output_format="pcm"
-            )
-            try:
-                async for _ in stream:
-                    if kind == "abandon":
-                        break
-                await stream.aclose()
-                outcomes[f"{kind}:ok"] += 1
-            except (ServiceException, TransportError) as exc:
-                outcomes[f"{kind}:{type(exc).__name__}"] += 1
+        mix = _Mix(client, rng, outcomes)
 
-        async def cancelled() -> None:
-            task = asyncio.create_task(one("cancel"))
-            await asyncio.sleep(rng.random() * 0.004)
-            task.cancel()
-            try:
-                await task
-                outcomes["cancel:finished-first"] += 1
-            except asyncio.CancelledError:
-                outcomes["cancel:cancelled"] += 1
+        async def waves() -> tuple[int, list[int]]:
+            """Run the streams; returns how many, and RSS every 1000."""
+            kinds = ["complete"] * 6 + ["abandon", "fault", "retried"]
+            done = wave = 0
+            trace: list[int] = []
+            while done < streams:
+                width = min(WAVES[wave % len(WAVES)], streams - done)
+                jobs = [
+                    mix.cancelled()
+                    if rng.random() < 0.1
+                    else mix.one(rng.choice(kinds))
+                    for _ in range(width)
+                ]
+                await asyncio.gather(*jobs)
+                if (done + width) // 1000 > done // 1000:
+                    trace.append(snapshot(client).rss_kib)
+                done += width
+                wave += 1
+            return done, trace
 
-        kinds = ["complete"] * 6 + ["abandon", "fault", "retried"]
         for _ in range(8):  # warm-up: awscrt's threads, first connections
-            await one("complete")
+            await mix.one("complete")
         start = snapshot(client)
         started = time.monotonic()
-        done = 0
-        wave = 0
-        while done < streams:
-            width = min(WAVES[wave % len(WAVES)], streams - done)
-            jobs = [
-                cancelled() if rng.random() < 0.1 else one(rng.choice(kinds))
-                for _ in range(width)
-            ]
-            await asyncio.gather(*jobs)
-            done += width
-            wave += 1
+        done, trace = await waves()
         elapsed = time.monotonic() - started
         PollyStreamingClient.close_idle_connections()
         await asyncio.sleep(0.3)
@@ -200,6 +225,7 @@ async def soak(streams: int, *, seed: int = 7) -> dict[str, object]:
         internal_errors=internal_errors,
         done=done,
         elapsed=elapsed,
+        trace=trace,
     )
 
 
@@ -211,6 +237,7 @@ def _report(
     internal_errors: list[str],
     done: int,
     elapsed: float,
+    trace: list[int],
 ) -> dict[str, object]:
     unexpected = {
         k: v
@@ -241,6 +268,7 @@ def _report(
         "outcomes": dict(sorted(outcomes.items())),
         "unexpected": unexpected,
         "emulator_internal_errors": internal_errors,
+        "rss_kib_every_1000_streams": trace,
     }
 
 

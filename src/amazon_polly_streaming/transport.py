@@ -320,23 +320,31 @@ class _CrtStream(Http2ClientStream):  # type: ignore[misc]  # awscrt is untyped
     __slots__ = ("_owner",)
 
     def __init__(self, connection: Any, request: Any, owner: ResponseStream) -> None:
-        self._owner = owner
+        self._owner: ResponseStream | None = owner
         super().__init__(connection, request, manual_write=True)
 
     def _on_response(self, status_code: int, name_value_pairs: Any) -> None:
         super()._on_response(status_code, name_value_pairs)
-        self._owner._arrived(status=(status_code, name_value_pairs))
+        if (owner := self._owner) is not None:
+            owner._arrived(status=(status_code, name_value_pairs))
 
     def _on_body(self, chunk: bytes) -> None:
-        self._owner._arrived(chunk=chunk)
+        if (owner := self._owner) is not None:
+            owner._arrived(chunk=chunk)
 
     def _on_h2_remote_end_stream(self) -> None:
         super()._on_h2_remote_end_stream()
-        self._owner._arrived(remote_end=True)
+        if (owner := self._owner) is not None:
+            owner._arrived(remote_end=True)
 
     def _on_complete(self, error_code: int) -> None:
+        # The last callback: drop the reference back, so the pair is freed by
+        # reference counting as soon as the caller lets go (not at the next
+        # full garbage collection, with awscrt's native stream kept till then).
+        owner, self._owner = self._owner, None
         super()._on_complete(error_code)
-        self._owner._arrived(completed=error_code)
+        if owner is not None:
+            owner._arrived(completed=error_code)
 
 
 _WOKEN = True
