@@ -89,7 +89,7 @@ bench-quick: setup-bench ## Benchmark smoke run (<1 min) -> benchmarks/results/q
 fuzz: setup ## Coverage-guided fuzzing (atheris) of the response path: 1,000,000 inputs (FUZZ_RUNS=...)
 	$(PY) fuzz/fuzz_response.py -runs=$${FUZZ_RUNS:-1000000} -max_len=4096 -rss_limit_mb=1024 -timeout=5
 
-soak: setup ## 10,000 streams through the pool (faults, cancellations, concurrency); fds/threads/RSS must stay flat
+soak: setup ## 10,000 streams through the pool (faults, cancellations, barge-in, concurrency; emulator in a child process); client fds/threads/RSS must stay flat
 	$(PY) scripts/soak.py --streams $${SOAK_STREAMS:-10000}
 
 bench-codec: setup ## Event-stream codec throughput: ours vs smithy-aws-event-stream
