@@ -489,10 +489,6 @@ class ResponseStream:
             with self._lock:
                 self._writes_in_flight -= 1
 
-    @property
-    def writes_in_flight(self) -> int:
-        return self._writes_in_flight
-
     async def status(self, timeout: float) -> tuple[int, list[tuple[str, str]]]:
         """Wait for the response headers: the status and the header list.
 
@@ -575,7 +571,7 @@ class ResponseStream:
             idle = self._writes_in_flight == 0
         if idle:
             self._reset_now()
-        self._wake_waiter()  # a reader sees the stream is over for it
+        self._wake()  # a reader sees the stream is over for it
 
     def _reset_now(self) -> None:
         if self._reset is None:
@@ -583,12 +579,6 @@ class ResponseStream:
                 if self._writes_in_flight:
                     return  # the last write's callback comes back here
             self._reset = _crt_native.reset_stream(self._stream)
-
-    def _wake_waiter(self) -> None:
-        with self._lock:
-            waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(_WOKEN)
 
     @property
     def cancelled(self) -> bool:

@@ -58,7 +58,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, replace
 from typing import Final, Never
 
@@ -103,6 +102,7 @@ from ..exceptions import (
     ServiceFailureException,
     ThrottlingException,
 )
+from ._client import client_from
 
 __all__ = [
     "PCM_SAMPLE_RATES",
@@ -190,45 +190,19 @@ class PollyTTS(tts.TTS[Never]):  # Never: no events beyond LiveKit's own
         pool_size: int | None = None,
     ) -> None:
         opts = _Options(voice_id, engine, language_code, sample_rate).checked()
-        if client is not None:
-            given = {
+        self._owns_client = client is None
+        client = client_from(
+            client,
+            {
                 "region": region,
                 "endpoint_url": endpoint_url,
                 "credentials": credentials,
                 "profile": profile,
                 "ca_bundle": ca_bundle,
                 "pool_size": pool_size,
-            }
-            extra = [name for name, value in given.items() if value is not None]
-            if extra:
-                msg = (
-                    "pass either client or the arguments to make one, "
-                    f"not both (got client and {', '.join(extra)})"
-                )
-                raise TypeError(msg)
-            if not isinstance(client, PollyStreamingClient):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
-                kind = type(client).__name__
-                msg = f"client must be a PollyStreamingClient, got {kind}"
-                raise TypeError(msg)
-            self._owns_client = False
-        else:
-            if region is None:
-                region = os.environ.get("AWS_REGION") or os.environ.get(
-                    "AWS_DEFAULT_REGION"
-                )
-            if region is None:
-                msg = "region is required (or AWS_REGION), or pass a client"
-                raise ValueError(msg)
-            client = PollyStreamingClient(
-                region,
-                pool_size=8 if pool_size is None else pool_size,
-                endpoint_url=endpoint_url,
-                credentials=credentials,
-                profile=profile,
-                ca_bundle=ca_bundle,
-                max_attempts=1,  # LiveKit retries (conn_options), not both layers
-            )
-            self._owns_client = True
+            },
+            max_attempts=1,  # LiveKit retries (conn_options), not both layers
+        )
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True),
             sample_rate=opts.sample_rate,

@@ -66,7 +66,6 @@ the client's ``pool_size`` leases.
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -86,6 +85,7 @@ from amazon_polly_streaming import (
     UnexpectedResponseError,
     ValidationException,
 )
+from amazon_polly_streaming.adapters._client import client_from
 from amazon_polly_streaming.client import AudioStream
 from amazon_polly_streaming.config import synthesis_input
 from amazon_polly_streaming.credentials import NoCredentialsError
@@ -272,7 +272,7 @@ class PollyStreamingTTSService(TTSService):
         if settings is not None:
             store.apply_update(settings)
         _check_synthesis(store, lexicon_names)
-        polly_client = _make_client(
+        polly_client = client_from(
             client,
             {
                 "region": region,
@@ -593,32 +593,6 @@ def _category(exc: Exception) -> ErrorCategory | None:
     elif isinstance(exc, TransportError):
         category = ErrorCategory.CONNECTIVITY
     return category
-
-
-def _make_client(
-    client: PollyStreamingClient | None, arguments: dict[str, Any]
-) -> PollyStreamingClient:
-    """The given client, or one made from the arguments (not both)."""
-    given = [name for name, value in arguments.items() if value is not None]
-    if client is not None:
-        if given:
-            msg = (
-                "pass either client or the arguments to make one, "
-                f"not both (got client and {', '.join(given)})"
-            )
-            raise TypeError(msg)
-        if not isinstance(client, PollyStreamingClient):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
-            msg = f"client must be a PollyStreamingClient, got {type(client).__name__}"
-            raise TypeError(msg)
-        return client
-    options = {k: v for k, v in arguments.items() if v is not None}
-    region = options.pop("region", None)
-    if region is None:
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region is None:
-        msg = "region is required (or AWS_REGION), or pass a client"
-        raise ValueError(msg)
-    return PollyStreamingClient(region, **options)
 
 
 def _check_synthesis(
