@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulated import client_for
 
 from amazon_polly_streaming import (
     AwsCredentials,
@@ -66,15 +67,7 @@ async def test_service_judged_row() -> None:
     (row,) = [r for r in ROWS if r[0] == "service"]
     assert row[1:] == ("voice_id", '"Aditi"', "ValidationException")
     async with PollyEmulator() as emu:
-        client = PollyStreamingClient(
-            emu.region,
-            endpoint_url=emu.endpoint_url,
-            ca_bundle=str(emu.ca_path),
-            credentials=AwsCredentials(
-                access_key_id=emu.credentials.access_key_id,
-                secret_access_key=emu.credentials.secret_access_key,
-            ),
-        )
+        client = client_for(emu)
         with pytest.raises(ValidationException) as raised:
             async for _ in client.start_speech_synthesis_stream(
                 text="Hi.", voice_id="Aditi"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulated import client_for
 
 import amazon_polly_streaming.client as client_module
 from amazon_polly_streaming import (
@@ -25,19 +26,6 @@ from amazon_polly_streaming.testing import Fault, PollyEmulator, TestCredentials
 
 # Every test here must leave no thread, fd or connection behind.
 pytestmark = pytest.mark.usefixtures("no_leaks")
-
-
-def client_for(emu: PollyEmulator, **options: Any) -> PollyStreamingClient:
-    return PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=emu.credentials.access_key_id,
-            secret_access_key=emu.credentials.secret_access_key,
-        ),
-        **options,
-    )
 
 
 async def say(client: PollyStreamingClient, text: Any = "Healthy again.") -> bytes:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from emulated import client_for
 
-from amazon_polly_streaming import AwsCredentials, PollyStreamingClient, TransportError
+from amazon_polly_streaming import PollyStreamingClient, TransportError
 from amazon_polly_streaming.testing import Fault, PollyEmulator
 
 # Every test here must leave no thread, fd or connection behind.
@@ -25,17 +26,7 @@ async def test_no_task_thread_fd_or_lease_outlives_its_stream(
     emulators: Callable[..., Any],
 ) -> None:
     emu: PollyEmulator = await emulators()
-    client = PollyStreamingClient(
-        emu.region,
-        endpoint_url=emu.endpoint_url,
-        ca_bundle=str(emu.ca_path),
-        credentials=AwsCredentials(
-            access_key_id=emu.credentials.access_key_id,
-            secret_access_key=emu.credentials.secret_access_key,
-        ),
-        pool_size=4,
-        max_attempts=1,
-    )
+    client = client_for(emu, pool_size=4, max_attempts=1)
 
     async def complete() -> None:
         async for _ in client.start_speech_synthesis_stream(
