@@ -213,10 +213,6 @@ class SynthesisStream:
                     "(read_timeout)"
                 )
                 raise ResponseTimeoutError(msg, request_id=self.request_id) from None
-            except TransportError:
-                if self._cancelled:
-                    return
-                raise
             if self._cancelled:
                 return
             if not chunk:

@@ -17,8 +17,10 @@ MAX_EVENT_CHARS: Final = 1500
 KEEPALIVE_TEXT: Final = " "
 """What a keep-alive event carries: whitespace, which Polly does not speak."""
 
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*\s+")
-_ENDS_SENTENCE = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*\s*\Z")
+_TERMINAL = r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*"
+"""Sentence-ending punctuation, then maybe closing quotes or brackets."""
+_SENTENCE_END = re.compile(_TERMINAL + r"\s+")
+_ENDS_SENTENCE = re.compile(_TERMINAL + r"\s*\Z")
 
 
 def ends_sentence(text: str) -> bool:
