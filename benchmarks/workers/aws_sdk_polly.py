@@ -110,33 +110,7 @@ class AwsSdkPolly:
     async def synthesize(
         self, client: Any, job: Job, texts: list[str], on_audio: OnAudio
     ) -> None:
-        stream = await client.start_speech_synthesis_stream(_request(job))
-
-        async def send() -> None:
-            for text in texts:
-                await stream.input_stream.send(
-                    StartSpeechSynthesisStreamActionStreamTextEvent(
-                        value=TextEvent(text=text)
-                    )
-                )
-            await stream.input_stream.send(
-                StartSpeechSynthesisStreamActionStreamCloseStreamEvent(
-                    value=CloseStreamEvent()
-                )
-            )
-            await stream.input_stream.close()
-
-        sender = asyncio.create_task(send())
-        try:
-            _, output = await stream.await_output()
-            while (event := await output.receive()) is not None:
-                if isinstance(event, StartSpeechSynthesisStreamEventStreamAudioEvent):
-                    on_audio(event.value.audio_chunk or b"")
-            await output.close()
-            # The input side must have finished too (a stream is done both ways).
-            await asyncio.wait_for(asyncio.shield(sender), 10)
-        finally:
-            await _stop(sender)
+        await self.synthesize_words(client, job, _listed(texts), on_audio)
 
     async def synthesize_words(
         self, client: Any, job: Job, words: AsyncIterator[str], on_audio: OnAudio

@@ -25,6 +25,11 @@ from capo_polly import AsyncPollyClient
 from worker_common import Job, OnAudio, OnAudioStop, serve
 
 
+async def _listed(texts: list[str]) -> AsyncIterator[str]:
+    for text in texts:
+        yield text
+
+
 class Capo:
     async def make(self, job: Job, concurrency: int) -> AsyncPollyClient:
         context = ssl.create_default_context(cafile=job["ca_path"])
@@ -48,22 +53,7 @@ class Capo:
     async def synthesize(
         self, client: Any, job: Job, texts: list[str], on_audio: OnAudio
     ) -> None:
-        async def actions() -> AsyncIterator[Any]:
-            for text in texts:
-                yield {"TextEvent": {"text": text}}
-            yield {"CloseStreamEvent": {}}
-
-        async with client.start_speech_synthesis_stream(
-            engine="generative",
-            output_format=job["output_format"],
-            voice_id=job["voice_id"],
-            sample_rate=job["sample_rate"],
-            action_stream=actions(),
-        ) as output:
-            async for event in output["event_stream"]:
-                audio = event.get("AudioEvent")
-                if audio is not None:
-                    on_audio(audio.get("audio_chunk", b""))
+        await self.synthesize_words(client, job, _listed(texts), on_audio)
 
     async def synthesize_words(
         self, client: Any, job: Job, words: AsyncIterator[str], on_audio: OnAudio
