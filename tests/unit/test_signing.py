@@ -156,8 +156,9 @@ def reference_chain(
     return asyncio.run(run())
 
 
-def ours_chain(seed: str, payloads: list[bytes], when: dt.datetime) -> list[bytes]:
-    signer = EventSigner(
+def signer_for(seed: str) -> EventSigner:
+    """Our event signer, as the reference chain is made (us-east-1, polly)."""
+    return EventSigner(
         seed=seed,
         credentials=AwsCredentials(
             access_key_id="AKIDEXAMPLE", secret_access_key=SECRET
@@ -165,6 +166,10 @@ def ours_chain(seed: str, payloads: list[bytes], when: dt.datetime) -> list[byte
         region="us-east-1",
         service="polly",
     )
+
+
+def ours_chain(seed: str, payloads: list[bytes], when: dt.datetime) -> list[bytes]:
+    signer = signer_for(seed)
     milliseconds = int(Timestamp.from_datetime(when))
     amz_date = when.strftime("%Y%m%dT%H%M%SZ")
     return [signer.sign(p, milliseconds, amz_date) for p in [*payloads, b""]]
@@ -209,14 +214,7 @@ def test_event_chain_equals_aws_sdk_signers_for_any_payloads(
 def test_known_answer() -> None:
     """The pinned vector of the emulator's verifier tests (tests/emulator): an
     event at KAT_TIME, the final envelope a second later."""
-    signer = EventSigner(
-        seed=KAT_SEED,
-        credentials=AwsCredentials(
-            access_key_id="AKIDEXAMPLE", secret_access_key=SECRET
-        ),
-        region="us-east-1",
-        service="polly",
-    )
+    signer = signer_for(KAT_SEED)
     later = KAT_TIME + dt.timedelta(seconds=1)
     wires = [
         signer.sign(
@@ -235,14 +233,7 @@ def test_known_answer() -> None:
 
 
 def test_nothing_is_signed_after_the_final_envelope() -> None:
-    signer = EventSigner(
-        seed=KAT_SEED,
-        credentials=AwsCredentials(
-            access_key_id="AKIDEXAMPLE", secret_access_key=SECRET
-        ),
-        region="us-east-1",
-        service="polly",
-    )
+    signer = signer_for(KAT_SEED)
     asyncio.run(signer.end())
     with pytest.raises(RuntimeError, match="no event can follow the final envelope"):
         asyncio.run(signer.envelope(b"late"))
